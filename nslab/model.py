@@ -156,8 +156,11 @@ class Route:
             out["gateway"] = self.gateway
         if self.dev:
             out["dev"] = self.dev
-        out["protocol"] = self.protocol
-        out["scope"] = self.scope
+        # ip -j leaves out the defaults: protocol boot, scope global.
+        if self.protocol != "boot":
+            out["protocol"] = self.protocol
+        if self.scope != "global":
+            out["scope"] = self.scope
         if self.prefsrc:
             out["prefsrc"] = self.prefsrc
         if self.metric is not None:

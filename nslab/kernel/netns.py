@@ -1,0 +1,319 @@
+"""Network namespaces: create, delete, list, enter, without forking (docs/netlink.md).
+
+A namespace created here is a bind mount of an nsfs inode on /run/netns/NAME, exactly as `ip netns add`
+makes it, so iproute2 and nslab see each other's namespaces. All setns/unshare calls happen on one
+dedicated "door" thread (never the main thread, where a signal between two setns calls could strand it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import queue
+import stat
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+
+from ..errors import ExistsError, KernelError, NotFoundError, PermissionDenied
+from ..names import check_netns_name
+
+T = TypeVar("T")
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    _check(
+        _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None),
+        f"mount {target}",
+    )
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
+def path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, check_netns_name(name))
+
+
+def _privilege_error(what: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"{what}: permission denied (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)",
+        "run as root, for example with sudo",
+    )
+
+
+class _Door(threading.Thread):
+    """The thread that enters namespaces. It always returns to the namespace it started in."""
+
+    def __init__(self) -> None:
+        super().__init__(name="nslab-netns-door", daemon=True)
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = queue.SimpleQueue()
+        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fn, fut = job
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def go_home(self) -> None:
+        try:
+            setns(self.home)
+        except OSError:
+            # A thread stranded in a foreign namespace would silently configure the wrong one.
+            os._exit(70)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        fut: Future[object] = Future()
+        self.jobs.put((fn, fut))
+        return fut.result()  # type: ignore[return-value]
+
+
+_door: _Door | None = None
+_door_lock = threading.Lock()
+
+
+def door() -> _Door:
+    global _door
+    with _door_lock:
+        if _door is None or not _door.is_alive():
+            _door = _Door()
+            _door.start()
+        return _door
+
+
+_shared_done = False
+
+
+def _ensure_run_dir() -> None:
+    """Make /run/netns a shared mount point, under flock as iproute2 does (Debian bug 949235)."""
+    global _shared_done
+    if _shared_done:
+        return
+    try:
+        os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    except PermissionError as exc:
+        raise _privilege_error(f"cannot create {NETNS_RUN_DIR}") from exc
+    dfd = os.open(NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+        while True:
+            try:
+                mount("", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC)
+                break
+            except OSError as exc:
+                if exc.errno == errno.EPERM:
+                    raise _privilege_error(f"cannot make {NETNS_RUN_DIR} a shared mount") from exc
+                if exc.errno != errno.EINVAL:
+                    raise
+                # Not a mount point yet: bind it onto itself, make it private (a new peer group,
+                # iproute2 82c8b9fe), then loop to make it shared.
+                mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC)
+                mount("", NETNS_RUN_DIR, "none", MS_PRIVATE | MS_REC)
+    finally:
+        os.close(dfd)
+    _shared_done = True
+
+
+def create(name: str, then: Callable[[], T] | None = None) -> T | None:
+    """Create namespace NAME; run `then` inside it (e.g. open a netlink socket) before leaving it."""
+    target = path(name)
+    _ensure_run_dir()
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
+    except FileExistsError:
+        raise ExistsError(
+            f"namespace {name!r} already exists",
+            f"choose another name, or delete it first with 'nslab ns del {name}'",
+        ) from None
+    except PermissionError as exc:
+        raise _privilege_error(f"cannot create namespace {name!r}") from exc
+    os.close(fd)
+    d = door()
+
+    def inside() -> T | None:
+        try:
+            unshare(CLONE_NEWNET)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                raise _privilege_error(f"cannot create namespace {name!r}") from exc
+            raise
+        try:
+            mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
+            return then() if then is not None else None
+        finally:
+            d.go_home()
+
+    try:
+        return d.call(inside)
+    except BaseException:
+        _remove_path(target)
+        raise
+
+
+def _remove_path(target: str) -> None:
+    try:
+        umount(target)
+    except OSError:
+        pass
+    try:
+        os.unlink(target)
+    except FileNotFoundError:
+        pass
+
+
+def delete(name: str) -> None:
+    """Unmount and unlink /run/netns/NAME (as `ip netns del`). The kernel frees the namespace, and the
+    devices in it, once nothing else holds it: kill its processes first (see `pids`)."""
+    target = path(name)
+    if not os.path.lexists(target):
+        raise NotFoundError(f"namespace {name!r} does not exist", "see 'nslab ns list' for the names")
+    try:
+        umount(target)
+    except OSError as exc:
+        if exc.errno == errno.EPERM:
+            raise _privilege_error(f"cannot delete namespace {name!r}") from exc
+        if exc.errno != errno.EINVAL:  # EINVAL: a stale file that is no mount; unlink it anyway
+            raise KernelError(f"cannot unmount {target}: {exc.strerror}", exc.errno) from exc
+    try:
+        os.unlink(target)
+    except FileNotFoundError:
+        pass
+
+
+def exists(name: str) -> bool:
+    try:
+        return _is_nsfs(path(name))
+    except OSError:
+        return False
+
+
+def _is_nsfs(p: str) -> bool:
+    # A name in /run/netns is a namespace only while an nsfs inode is mounted on it.
+    st = os.stat(p)
+    return stat.S_ISREG(st.st_mode) and os.stat(os.path.dirname(p)).st_dev != st.st_dev
+
+
+def list_names() -> list[str]:
+    """Names of the namespaces in /run/netns (those of iproute2 included), sorted."""
+    try:
+        entries = os.listdir(NETNS_RUN_DIR)
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in entries:
+        try:
+            if _is_nsfs(os.path.join(NETNS_RUN_DIR, entry)):
+                out.append(entry)
+        except OSError:
+            continue
+    return sorted(out)
+
+
+def open_fd(name: str) -> int:
+    """An O_CLOEXEC fd on the namespace; it keeps the namespace alive until closed."""
+    target = path(name)
+    try:
+        if not _is_nsfs(target):
+            raise FileNotFoundError
+        return os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"namespace {name!r} does not exist",
+            f"create it with 'nslab ns add {name}', or see 'nslab ns list'",
+        ) from None
+
+
+def run_in_netns(name: str, fn: Callable[[], T]) -> T:
+    """Run fn on a thread of its own that has entered namespace NAME, and wait for it.
+
+    Sockets fn opens belong to NAME and stay usable from any thread afterwards. A thread of its own
+    (not the door) so that long work, such as a listener, blocks nobody else.
+    """
+    fd = open_fd(name)
+    box: list[T] = []
+    err: list[BaseException] = []
+
+    def inside() -> None:
+        try:
+            setns(fd)
+        except BaseException as exc:
+            err.append(exc)
+            return
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            err.append(exc)
+        # The thread ends here, and its namespace membership with it: no way back is needed.
+
+    thread = threading.Thread(target=inside, name=f"nslab-in-{name}", daemon=True)
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)  # short joins keep the caller responsive to Ctrl-C
+    finally:
+        os.close(fd)
+    if err:
+        raise err[0]
+    return box[0]
+
+
+def inode(name: str) -> tuple[int, int]:
+    st = os.stat(path(name))
+    return st.st_dev, st.st_ino
+
+
+def pids(name: str) -> list[int]:
+    """Processes whose network namespace is NAME (walks /proc, as `ip netns pids`)."""
+    want = inode(name)
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == want:
+            out.append(int(entry))
+    return sorted(out)

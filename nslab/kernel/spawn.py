@@ -1,0 +1,97 @@
+"""Running programs inside a namespace.
+
+Two ways, as DESIGN.md §2 asks:
+- fast: a thread parked in the namespace starts the program with plain subprocess (the child inherits
+  the spawning thread's namespaces), at the cost of a plain `subprocess.Popen`;
+- full: `enter_full` gives the calling process the namespace plus its own /sys and /etc/netns/NAME/*
+  files, as `ip netns exec` does, and is meant to be followed by exec (the CLI's `ns exec`/`shell`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from . import netns
+
+T = TypeVar("T")
+
+
+class ParkedThread:
+    """A thread that entered one namespace and stays there, running what it is given.
+
+    It holds the namespace alive while it runs: close it before expecting the namespace to vanish.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        fd = netns.open_fd(name)
+        started: Future[None] = Future()
+
+        def main() -> None:
+            try:
+                netns.setns(fd)
+            except BaseException as exc:
+                started.set_exception(exc)
+                return
+            finally:
+                os.close(fd)
+            started.set_result(None)
+            while (job := self._jobs.get()) is not None:
+                fn, fut = job
+                try:
+                    fut.set_result(fn())
+                except BaseException as exc:
+                    fut.set_exception(exc)
+
+        self._thread = threading.Thread(target=main, name=f"nslab-parked-{name}", daemon=True)
+        self._thread.start()
+        started.result()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        fut: Future[T] = Future()
+        self._jobs.put((fn, fut))
+        return fut.result()
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        return self.call(lambda: subprocess.Popen(list(argv), **kwargs))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+
+
+def enter_full(name: str) -> None:
+    """Move the calling (single-threaded) process into namespace NAME the way `ip netns exec` does:
+    setns, a private mount namespace, a fresh /sys for the namespace, /etc/netns/NAME/* over /etc."""
+    fd = netns.open_fd(name)
+    try:
+        netns.setns(fd)
+    finally:
+        os.close(fd)
+    netns.unshare(netns.CLONE_NEWNS)
+    # Nothing we mount below may propagate back to the host's mount namespace.
+    netns.mount("", "/", "none", netns.MS_SLAVE | netns.MS_REC)
+    flags = 0
+    try:
+        st = os.statvfs("/sys")
+        flags = netns.MS_RDONLY if st.f_flag & os.ST_RDONLY else 0
+        netns.umount("/sys")
+    except OSError:
+        pass
+    netns.mount(name, "/sys", "sysfs", flags)
+    etc = os.path.join("/etc/netns", name)
+    if os.path.isdir(etc):
+        for entry in sorted(os.listdir(etc)):
+            src, dst = os.path.join(etc, entry), os.path.join("/etc", entry)
+            try:
+                netns.mount(src, dst, "none", netns.MS_BIND)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot bind {src} over {dst}: {exc.strerror}") from None

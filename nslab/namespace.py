@@ -1,0 +1,307 @@
+"""The Python API for one network namespace: `with Namespace.create("ns1") as ns: ns.link("lo").up()`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import NotFoundError, UsageError
+from .kernel import netns as _netns
+from .kernel.rtnl import Request, Rtnl, parse_mac
+from .kernel.spawn import ParkedThread
+from .model import Address, Link, Route
+from .names import check_netns_name
+
+_FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+class Namespace:
+    """A named network namespace in /run/netns (iproute2-compatible).
+
+    `Namespace.create` makes one and, used as a context manager, deletes it (and kills what runs in it)
+    on exit. `Namespace.open` attaches to an existing one and never deletes it on exit.
+    `Namespace.root()` stands for the namespace nslab itself runs in.
+    """
+
+    def __init__(self, name: str | None, owned: bool = False) -> None:
+        self.name = name
+        self.owned = owned
+        self._rtnl: Rtnl | None = None
+        self._parked: ParkedThread | None = None
+
+    # ---- life cycle --------------------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str) -> Namespace:
+        check_netns_name(name)
+        sock = _netns.create(name, then=_open_netlink)
+        ns = cls(name, owned=True)
+        assert sock is not None
+        ns._rtnl = Rtnl(sock, name)
+        return ns
+
+    @classmethod
+    def open(cls, name: str) -> Namespace:
+        if not _netns.exists(check_netns_name(name)):
+            raise NotFoundError(
+                f"namespace {name!r} does not exist",
+                f"create it with 'nslab ns add {name}', or see 'nslab ns list'",
+            )
+        return cls(name)
+
+    @classmethod
+    def root(cls) -> Namespace:
+        return cls(None)
+
+    @staticmethod
+    def list() -> list[str]:
+        return _netns.list_names()
+
+    def close(self) -> None:
+        """Release sockets and threads that point into the namespace (they keep it alive)."""
+        if self._rtnl is not None:
+            self._rtnl.close()
+            self._rtnl = None
+        if self._parked is not None:
+            self._parked.close()
+            self._parked = None
+
+    def delete(self, kill: bool = True) -> None:
+        """Kill the namespace's processes (unless kill=False), release our handles, delete the name."""
+        if self.name is None:
+            raise UsageError("the root namespace cannot be deleted", "delete a named namespace instead")
+        self.close()
+        if kill:
+            kill_pids(self.pids())
+        _netns.delete(self.name)
+
+    def __enter__(self) -> Namespace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.owned and self.name is not None and _netns.exists(self.name):
+            self.delete()
+        else:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"Namespace({self.name!r})"
+
+    @property
+    def rtnl(self) -> Rtnl:
+        if self._rtnl is None:
+            self._rtnl = Rtnl.open(self.name)
+        return self._rtnl
+
+    # ---- reading ------------------------------------------------------------------------------
+    def links(self) -> list[Link]:
+        return self.rtnl.links(with_addrs=True)
+
+    def link(self, name: str) -> LinkHandle:
+        """A handle on device NAME; raises NotFoundError if there is none."""
+        return LinkHandle(self, self.rtnl.link(name).ifname)
+
+    def addresses(self, family: int | None = None) -> list[Address]:
+        return self.rtnl.addresses(_FAMILIES[family])
+
+    def routes(self, family: int | None = None) -> list[Route]:
+        return self.rtnl.routes(_FAMILIES[family])
+
+    def pids(self) -> list[int]:
+        return [] if self.name is None else _netns.pids(self.name)
+
+    # ---- creating devices ----------------------------------------------------------------------
+    def add_veth(self, name: str, peer: str, peer_ns: Namespace | str | None = None,
+                 mtu: int | None = None) -> LinkHandle:
+        """A veth pair; the peer end is created directly in `peer_ns` (default: this namespace)."""
+        fd = None
+        peer_name = peer_ns.name if isinstance(peer_ns, Namespace) else peer_ns
+        if peer_ns is not None and peer_name != self.name:
+            fd = _netns.open_fd(peer_name) if peer_name else os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            data = Rtnl.veth_peer(peer, netns_fd=fd, mtu=mtu)
+            self.rtnl.do(Rtnl.req_add_link(name, "veth", data, mtu=mtu))
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return LinkHandle(self, name)
+
+    def add_bridge(self, name: str) -> LinkHandle:
+        self.rtnl.do(Rtnl.req_add_link(name, "bridge"))
+        return LinkHandle(self, name)
+
+    def add_vxlan(self, name: str, vni: int, *, remote: str | None = None, group: str | None = None,
+                  local: str | None = None, dev: str | None = None, port: int = 4789) -> LinkHandle:
+        lower = self.rtnl.index(dev) if dev else None
+        data = Rtnl.vxlan_data(vni, remote=remote, group=group, local=local, dev=lower, port=port)
+        self.rtnl.do(Rtnl.req_add_link(name, "vxlan", data))
+        return LinkHandle(self, name)
+
+    def add_macvlan(self, name: str, lower: str, mode: str = "bridge") -> LinkHandle:
+        idx = self.rtnl.index(lower)
+        self.rtnl.do(Rtnl.req_add_link(name, "macvlan", Rtnl.macvlan_data(mode), lower=idx))
+        return LinkHandle(self, name)
+
+    def add_tap(self, name: str) -> LinkHandle:
+        from .kernel.tuntap import create_tap
+
+        if self.name is None:
+            create_tap(name)
+        else:
+            _netns.run_in_netns(self.name, lambda: create_tap(name))
+        return LinkHandle(self, name)
+
+    # ---- addresses and routes ------------------------------------------------------------------
+    def add_address(self, cidr: str, dev: str) -> None:
+        self.rtnl.do(Rtnl.req_addr(self.rtnl.index(dev), dev, cidr))
+
+    def del_address(self, cidr: str, dev: str) -> None:
+        self.rtnl.do(Rtnl.req_addr(self.rtnl.index(dev), dev, cidr, add=False))
+
+    def add_route(self, dst: str, via: str | None = None, dev: str | None = None,
+                  metric: int | None = None) -> None:
+        if via is None and dev is None:
+            raise UsageError(f"route {dst} needs a gateway or a device", "add 'via GATEWAY' or 'dev DEVICE'")
+        oif = self.rtnl.index(dev) if dev else None
+        self.rtnl.do(Rtnl.req_route(dst, gateway=via, oif=oif, metric=metric))
+
+    def del_route(self, dst: str, via: str | None = None, dev: str | None = None) -> None:
+        oif = self.rtnl.index(dev) if dev else None
+        self.rtnl.do(Rtnl.req_route(dst, gateway=via, oif=oif, add=False))
+
+    # ---- running programs ----------------------------------------------------------------------
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a program in the namespace (fast path: it sees the host's /sys and /etc)."""
+        if self.name is None:
+            return subprocess.Popen(list(argv), **kwargs)
+        if self._parked is None:
+            self._parked = ParkedThread(self.name)
+        return self._parked.popen(argv, **kwargs)
+
+    def run(self, argv: Sequence[str], *, check: bool = False, timeout: float | None = None,
+            capture_output: bool = False, text: bool = False, input: str | bytes | None = None,
+            **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Like subprocess.run, inside the namespace."""
+        if capture_output:
+            kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
+        if input is not None:
+            kwargs["stdin"] = subprocess.PIPE
+        with self.popen(argv, text=text, **kwargs) as proc:
+            try:
+                out, err = proc.communicate(input, timeout=timeout)
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+        res = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+        if check:
+            res.check_returncode()
+        return res
+
+    def run_full(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Run like `ip netns exec`: the program also sees the namespace's own /sys and /etc/netns files."""
+        import sys
+
+        if self.name is None:
+            return subprocess.run(list(argv), **kwargs)
+        cmd = [sys.executable, "-m", "nslab", "ns", "exec", self.name, "--", *argv]
+        return subprocess.run(cmd, **kwargs)
+
+
+class LinkHandle:
+    """A device in a namespace, by name. Methods send one request each and return self to chain."""
+
+    def __init__(self, ns: Namespace, name: str) -> None:
+        self.ns = ns
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"LinkHandle({self.ns.name!r}, {self.name!r})"
+
+    def info(self) -> Link:
+        return self.ns.rtnl.link(self.name, with_addrs=True)
+
+    def _set(self, **kw: Any) -> LinkHandle:
+        r = self.ns.rtnl
+        r.do(Rtnl.req_set_link(r.index(self.name), self.name, **kw))
+        return self
+
+    def up(self) -> LinkHandle:
+        return self._set(up=True)
+
+    def down(self) -> LinkHandle:
+        return self._set(up=False)
+
+    def set_mtu(self, mtu: int) -> LinkHandle:
+        return self._set(mtu=mtu)
+
+    def set_address(self, mac: str) -> LinkHandle:
+        return self._set(address=parse_mac(mac))
+
+    def set_master(self, bridge: str | None) -> LinkHandle:
+        return self._set(master=self.ns.rtnl.index(bridge) if bridge else 0)
+
+    def move_to(self, other: Namespace | str) -> LinkHandle:
+        """Move the device to another namespace. The kernel drops its addresses and brings it down."""
+        target = other if isinstance(other, Namespace) else Namespace.open(other)
+        fd = _netns.open_fd(target.name) if target.name else os.open("/proc/self/ns/net", os.O_RDONLY)
+        try:
+            self._set(netns_fd=fd)
+        finally:
+            os.close(fd)
+        return LinkHandle(target, self.name)
+
+    def add_address(self, cidr: str) -> LinkHandle:
+        self.ns.add_address(cidr, self.name)
+        return self
+
+    def delete(self) -> None:
+        r = self.ns.rtnl
+        r.do(Rtnl.req_del_link(r.index(self.name), self.name))
+
+    @property
+    def addresses(self) -> list[Address]:
+        return list(self.info().addr_info)
+
+
+def _open_netlink() -> Any:
+    from .kernel.netlink import NetlinkSocket
+
+    return NetlinkSocket()
+
+
+def kill_pids(pids: Sequence[int], grace: float = 1.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds, the given processes (those of one namespace)."""
+    me = os.getpid()
+    pids = [p for p in pids if p != me]
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.02)
+    for p in alive:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+__all__ = ["LinkHandle", "Namespace", "Request"]
