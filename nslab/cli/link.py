@@ -1,0 +1,166 @@
+"""`nslab [-n NS] link show|set|add|del` (iproute2's ip link)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import UsageError
+from ..kernel import netns
+from ..kernel.rtnl import Request, Rtnl, parse_mac
+from ..names import check_ifname
+from .common import Words, object_parser, target_ns, verb_parser
+from .main import emit_json
+from .show import link_lines
+
+SET_WORDS = ["up", "down", "mtu", "master", "nomaster", "netns", "address", "name", "alias"]
+KINDS = ["veth", "bridge", "tap", "vxlan", "macvlan"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    verbs = object_parser(sub, "link", "network devices (ip link)")
+    p = verb_parser(verbs, "show", "list devices, or show one", aliases=["list", "ls"])
+    p.add_argument("dev", nargs="?")
+    p.add_argument("-s", "--stats", action="store_true", help="with counters")
+    p.set_defaults(handler=show)
+    p = verb_parser(verbs, "set", "change a device: up|down, mtu N, master BR|nomaster, netns NS, address MAC")
+    p.add_argument("dev")
+    p.add_argument("words", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=set_)
+    p = verb_parser(
+        verbs, "add",
+        "create a device: NAME type veth peer PEER [peer-netns NS] | type bridge | type tap | "
+        "type vxlan id VNI [remote IP|group IP] [local IP] [dev DEV] [dstport P] | type macvlan link DEV [mode M]",
+    )
+    p.add_argument("name")
+    p.add_argument("words", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=add)
+    p = verb_parser(verbs, "del", "delete a device", aliases=["delete"])
+    p.add_argument("dev")
+    p.set_defaults(handler=delete)
+
+
+def show(args: argparse.Namespace) -> int:
+    ns = target_ns(args)
+    links = [ns.rtnl.link(args.dev, with_addrs=False)] if args.dev else ns.rtnl.links()
+    if args.json:
+        emit_json([lk.to_json(with_stats=args.stats) for lk in links])
+        return 0
+    for lk in links:
+        print("\n".join(link_lines(lk)))
+        if args.stats:
+            for d, s in (("RX", lk.stats64.rx), ("TX", lk.stats64.tx)):
+                print(f"    {d}:  bytes  packets  errors  dropped")
+                print(f"    {s.bytes:<6} {s.packets:<8} {s.errors:<7} {s.dropped}")
+    return 0
+
+
+def set_(args: argparse.Namespace) -> int:
+    ns = target_ns(args)
+    w = Words(args.words, f"link set {args.dev}")
+    if not w.more():
+        raise UsageError(f"link set {args.dev}: nothing to change", "add one of: " + ", ".join(SET_WORDS))
+    kw: dict[str, object] = {}
+    target_netns: str | None = None
+    while w.more():
+        word = w.next()
+        if word in ("up", "down"):
+            kw["up"] = word == "up"
+        elif word == "mtu":
+            kw["mtu"] = w.integer("mtu", "bytes", 68, 65535)
+        elif word == "master":
+            br = check_ifname(w.value("master", "bridge"), "bridge name")
+            kw["master"] = ns.rtnl.index(br)
+        elif word == "nomaster":
+            kw["master"] = 0
+        elif word == "netns":
+            target_netns = w.value("netns", "namespace")
+        elif word == "address":
+            kw["address"] = parse_mac(w.value("address", "mac"))
+        elif word == "name":
+            kw["new_name"] = check_ifname(w.value("name", "new name"))
+        elif word == "alias":
+            kw["alias"] = w.value("alias", "text")
+        else:
+            raise w.unknown(word, SET_WORDS)
+    index = ns.rtnl.index(args.dev)
+    reqs: list[Request] = []
+    fd = None
+    try:
+        if target_netns is not None:
+            fd = netns.open_fd(target_netns)
+        # Moving to another namespace goes last: the other changes apply here first.
+        move = {"netns_fd": fd} if fd is not None else {}
+        if kw:
+            reqs.append(Rtnl.req_set_link(index, args.dev, **kw))  # type: ignore[arg-type]
+        if move:
+            reqs.append(Rtnl.req_set_link(index, args.dev, netns_fd=fd))
+        for req in reqs:
+            ns.rtnl.do(req)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return 0
+
+
+def add(args: argparse.Namespace) -> int:
+    ns = target_ns(args)
+    check_ifname(args.name)
+    w = Words(args.words, f"link add {args.name}")
+    kind = None
+    opts: dict[str, str] = {}
+    keys = ["type", "peer", "peer-netns", "id", "remote", "group", "local", "dev", "dstport", "link", "mode", "mtu"]
+    while w.more():
+        word = w.next()
+        if word not in keys:
+            raise w.unknown(word, keys)
+        value = w.value(word, word.replace("-", " "))
+        if word == "type":
+            kind = value
+        else:
+            opts[word] = value
+    if kind is None:
+        raise UsageError(f"link add {args.name}: no type given", "add 'type KIND', KIND one of: " + ", ".join(KINDS))
+    if kind not in KINDS:
+        raise w.unknown(kind, KINDS)
+    mtu = None
+    if "mtu" in opts:
+        mtu = Words(["mtu", opts["mtu"]], f"link add {args.name}").integer("mtu", "bytes", 68, 65535)
+    allowed = {
+        "veth": {"peer", "peer-netns", "mtu"}, "bridge": {"mtu"}, "tap": {"mtu"},
+        "vxlan": {"id", "remote", "group", "local", "dev", "dstport", "mtu"}, "macvlan": {"link", "mode", "mtu"},
+    }[kind]
+    extra = sorted(set(opts) - allowed)
+    if extra:
+        raise UsageError(f"link add {args.name}: {extra[0]!r} does not apply to type {kind}",
+                         f"type {kind} takes: " + ", ".join(sorted(allowed)))
+    if kind == "veth":
+        if "peer" not in opts:
+            raise UsageError(f"link add {args.name}: a veth needs a peer name", "add 'peer PEERNAME'")
+        ns.add_veth(args.name, opts["peer"], opts.get("peer-netns"), mtu=mtu)
+    elif kind == "bridge":
+        ns.add_bridge(args.name)
+    elif kind == "tap":
+        ns.add_tap(args.name)
+    elif kind == "vxlan":
+        if "id" not in opts:
+            raise UsageError(f"link add {args.name}: a vxlan needs an id", "add 'id VNI' (0-16777215)")
+        vni = Words(["id", opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
+        port = 4789
+        if "dstport" in opts:
+            port = Words(["dstport", opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
+        ns.add_vxlan(args.name, vni, remote=opts.get("remote"), group=opts.get("group"), local=opts.get("local"),
+                     dev=opts.get("dev"), port=port)
+    elif kind == "macvlan":
+        if "link" not in opts:
+            raise UsageError(f"link add {args.name}: a macvlan needs its lower device", "add 'link DEV'")
+        ns.add_macvlan(args.name, opts["link"], opts.get("mode", "bridge"))
+    if mtu is not None and kind != "veth":
+        ns.link(args.name).set_mtu(mtu)
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    ns = target_ns(args)
+    ns.link(args.dev).delete()
+    return 0

@@ -1,0 +1,58 @@
+"""`nslab [-n NS] route show|add|del` (iproute2's ip route), IPv4 and IPv6."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import Words, object_parser, target_ns, verb_parser
+from .main import emit_json
+from .show import route_line
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    verbs = object_parser(sub, "route", "routes of the main table (ip route)")
+    p = verb_parser(verbs, "show", "routes, IPv4 then IPv6", aliases=["list", "ls"])
+    fam = p.add_mutually_exclusive_group()
+    fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
+    fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
+    p.set_defaults(handler=show, family=None)
+    for verb, text in (("add", "add a route: DST|default [via GW] [dev DEV] [metric N]"),
+                       ("del", "delete a route: DST|default [via GW] [dev DEV]")):
+        p = verb_parser(verbs, verb, text, aliases=["delete"] if verb == "del" else [])
+        p.add_argument("dst")
+        p.add_argument("words", nargs=argparse.REMAINDER)
+        p.set_defaults(handler=change, add=verb == "add")
+
+
+def show(args: argparse.Namespace) -> int:
+    routes = target_ns(args).routes(args.family)
+    if args.json:
+        emit_json([r.to_json() for r in routes])
+    else:
+        for r in routes:
+            print(route_line(r))
+    return 0
+
+
+def change(args: argparse.Namespace) -> int:
+    verb = "add" if args.add else "del"
+    w = Words(args.words, f"route {verb} {args.dst}")
+    via = dev = None
+    metric = None
+    known = ["via", "dev", "metric"] if args.add else ["via", "dev"]
+    while w.more():
+        word = w.next()
+        if word == "via":
+            via = w.value("via", "gateway")
+        elif word == "dev":
+            dev = w.value("dev", "device")
+        elif word == "metric" and args.add:
+            metric = w.integer("metric", "number", 0, 2**32 - 1)
+        else:
+            raise w.unknown(word, known)
+    ns = target_ns(args)
+    if args.add:
+        ns.add_route(args.dst, via=via, dev=dev, metric=metric)
+    else:
+        ns.del_route(args.dst, via=via, dev=dev)
+    return 0
