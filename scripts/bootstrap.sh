@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks for nslab: system tools through apt (when root),
+# a virtual environment in .venv, and nslab in it (with the test tools when given --dev).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+# iproute2: the oracle and `ip netns` compatibility; net-tools: the ifconfig oracle;
+# iputils-ping: traffic in tests; python3-venv: Debian's python3 ships without venv.
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v ifconfig >/dev/null || need+=(net-tools)
+command -v ping >/dev/null || need+=(iputils-ping)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "$dev" = 1 ]; then
+  command -v tshark >/dev/null || need+=(tshark)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${need[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages: ${need[*]}" >&2
+    echo "bootstrap: install them with: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=23" >/dev/null
+if [ "$dev" = 1 ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+else
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+echo "bootstrap: ready (.venv/bin/nslab)"
