@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import NotFoundError, UsageError
 from .kernel import netns as _netns
+from .kernel import procs as _procs
 from .kernel.rtnl import Request, Rtnl, parse_mac
 from .kernel.spawn import ParkedThread
 from .model import Address, Link, Route
@@ -276,32 +275,7 @@ def _open_netlink() -> Any:
 
 def kill_pids(pids: Sequence[int], grace: float = 1.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds, the given processes (those of one namespace)."""
-    me = os.getpid()
-    pids = [p for p in pids if p != me]
-    for p in pids:
-        try:
-            os.kill(p, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        if alive:
-            time.sleep(0.02)
-    for p in alive:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    _procs.terminate(pids, grace)
 
 
 __all__ = ["LinkHandle", "Namespace", "Request"]

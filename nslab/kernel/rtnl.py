@@ -432,7 +432,7 @@ class Rtnl:
 
     @staticmethod
     def veth_peer(peer: str, *, netns_fd: int | None = None, mtu: int | None = None, up: bool = False,
-                  address: bytes | None = None) -> bytes:
+                  address: bytes | None = None, index: int = 0) -> bytes:
         """IFLA_INFO_DATA for a veth: the peer, optionally created straight inside another namespace."""
         check_ifname(peer, "peer name")
         attrs = attr_str(IFLA_IFNAME, peer)
@@ -443,7 +443,7 @@ class Rtnl:
         if address is not None:
             attrs += attr(IFLA_ADDRESS, address)
         flags = IFF_UP if up else 0
-        return nested(VETH_INFO_PEER, _IFINFO.pack(socket.AF_UNSPEC, 0, 0, flags, flags) + attrs)
+        return nested(VETH_INFO_PEER, _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, flags) + attrs)
 
     @staticmethod
     def vxlan_data(vni: int, *, remote: str | None = None, group: str | None = None, local: str | None = None,

@@ -1,0 +1,82 @@
+"""Many namespaces at once: the lab's fast path through the kernel door.
+
+Creating a namespace, writing its sysctls and opening its netlink socket happen in one visit of the
+door thread; requests then go out in batches on those sockets (docs/netlink.md has the numbers).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from ..errors import NslabError
+from . import netns, procs, sysctl
+from .netlink import NetlinkSocket
+from .rtnl import Request, Rtnl
+
+
+def create(name: str, sysctls: Sequence[tuple[str, str]] = ()) -> Rtnl:
+    """Create namespace NAME, set its sysctls, and return a socket into it."""
+
+    def inside() -> NetlinkSocket:
+        for key, value in sysctls:
+            sysctl.write(key, value)
+        return NetlinkSocket()
+
+    sock = netns.create(name, then=inside)
+    assert sock is not None
+    return Rtnl(sock, name)
+
+
+def open_all(names: Iterable[str]) -> dict[str, Rtnl]:
+    return {n: Rtnl.open(n) for n in names}
+
+
+def send(sockets: Mapping[str, Rtnl], requests: Mapping[str, Sequence[Request]]) -> None:
+    """Send each namespace's requests as one batch; raise the first failure (after all were sent)."""
+    first: NslabError | None = None
+    for name, reqs in requests.items():
+        if not reqs:
+            continue
+        for err in sockets[name].run(reqs):
+            if err is not None and first is None:
+                first = err
+    if first is not None:
+        raise first
+
+
+def with_fds(names: Iterable[str], fn: Callable[[dict[str, int]], None]) -> None:
+    """Run fn with O_CLOEXEC fds of the named namespaces open (for veth peers), closing them after."""
+    fds: dict[str, int] = {}
+    try:
+        for n in names:
+            fds[n] = netns.open_fd(n)
+        fn(fds)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def lo_alias(name: str) -> str | None:
+    """The ifalias of lo in namespace NAME (nslab's ownership marker), None if unset or unreadable."""
+    try:
+        with Rtnl.open(name) as r:
+            return r.link("lo").alias
+    except NslabError:
+        return None
+
+
+def delete(names: Iterable[str], kill: bool = True) -> list[str]:
+    """Kill what runs in the namespaces (one /proc walk for all), then delete them. Returns the deleted."""
+    existing = [n for n in names if netns.exists(n)]
+    if kill:
+        inodes = [i for i in (procs.netns_inode(netns.path(n)) for n in existing) if i is not None]
+        procs.terminate(procs.pids_in(inodes))
+    done = []
+    for n in existing:
+        try:
+            netns.delete(n)
+            done.append(n)
+        except NslabError:
+            continue
+    return done

@@ -1,0 +1,203 @@
+"""Bring a planned lab into the kernel and take it out again, all-or-nothing.
+
+Order of work (each step one batch per namespace):
+  1. namespaces, with lo up, the ownership marker on lo, sysctls and (switches) the bridge;
+  2. veth pairs, each created from one end's namespace with the peer made directly in the other's,
+     with ifindexes chosen by the plan so that no read-back is needed;
+  3. the second end's bridge port, addresses, routes.
+The state record is written before step 1, so an interrupted `up` (even kill -9) leaves only names
+that `down`/`cleanup` know. On an error, everything this `up` created is deleted before re-raising.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import NslabError
+from ..kernel import bulk
+from ..kernel.rtnl import Request, Rtnl
+from . import state as st
+from .plan import IfacePlan, LinkPlan, Plan
+
+Progress = Callable[[str, int, int], None]  # phase, done, total
+
+
+@dataclass
+class Layout:
+    """Kernel ifindexes per (node, ifname): lo is 1, a switch's bridge 2, then interfaces in plan order."""
+
+    index: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, plan: Plan) -> Layout:
+        nxt: dict[str, int] = {}
+        index: dict[tuple[str, str], int] = {}
+        for node in plan.nodes:
+            nxt[node.name] = 2
+            if node.bridge:
+                index[(node.name, node.bridge)] = 2
+                nxt[node.name] = 3
+        for link in plan.links:
+            for end in (link.a, link.b):
+                index[(end.node, end.ifname)] = nxt[end.node]
+                nxt[end.node] += 1
+        return cls(index)
+
+
+def _sysctls(kind: str, forwarding: bool) -> list[tuple[str, str]]:
+    out = [("net.ipv6.conf.default.accept_dad", "0"), ("net.ipv6.conf.all.accept_dad", "0")]
+    if forwarding:
+        out += [("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")]
+    return out
+
+
+def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePlan]:
+    """Create a veth from the switch side when there is one, so the port joins its bridge at birth."""
+    if kinds[link.b.node] == "switch" and kinds[link.a.node] != "switch":
+        return link.b, link.a
+    return link.a, link.b
+
+
+def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
+       only_nodes: Sequence[str] | None = None, only_links: Sequence[LinkPlan] | None = None,
+       only_routes: bool = False) -> None:
+    """Create the lab of `plan` (or, with only_*, the parts of it that a running lab lacks)."""
+    report = progress or (lambda phase, done, total: None)
+    nodes = [n for n in plan.nodes if only_nodes is None or n.name in only_nodes]
+    links = list(plan.links if only_links is None else only_links)
+    kinds = {n.name: n.kind for n in plan.nodes}
+    layout = Layout.of(plan)
+    netns_of = {n.name: n.netns for n in plan.nodes}
+
+    # 1. The intent log, then namespaces.
+    for n in nodes:
+        record.netns[n.name] = n.netns
+    record.status = "creating"
+    record.pid = os.getpid()
+    st.save(record)
+    made: list[str] = []
+    socks: dict[str, Rtnl] = {}
+    try:
+        for i, n in enumerate(nodes):
+            r = bulk.create(n.netns, _sysctls(n.kind, n.forwarding))
+            made.append(n.netns)
+            socks[n.name] = r
+            reqs = [Rtnl.req_set_link(1, "lo", up=True, alias=st.marker(plan.lab, n.name))]
+            if n.bridge:
+                reqs.append(Rtnl.req_add_link(n.bridge, "bridge", index=2, up=True))
+            r.run_all(reqs)
+            if i % 64 == 0:
+                report("namespaces", i, len(nodes))
+        report("namespaces", len(nodes), len(nodes))
+        # Sockets for nodes that existed already (reconcile adds links to them).
+        for name in {e.node for lk in links for e in (lk.a, lk.b)} - socks.keys():
+            socks[name] = Rtnl.open(netns_of[name])
+
+        # 2. veth pairs.
+        involved = sorted({netns_of[e.node] for lk in links for e in (lk.a, lk.b)})
+        second: dict[str, list[Request]] = {}
+
+        def make_links(fds: dict[str, int]) -> None:
+            batch: dict[str, list[Request]] = {}
+            for lk in links:
+                a, b = _creator(lk, kinds)
+                peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu, up=True,
+                                      index=layout.index[(b.node, b.ifname)])
+                master = 2 if kinds[a.node] == "switch" else None
+                batch.setdefault(a.node, []).append(Rtnl.req_add_link(
+                    a.ifname, "veth", peer, index=layout.index[(a.node, a.ifname)], mtu=a.mtu, up=True,
+                    master=master))
+                if kinds[b.node] == "switch":
+                    second.setdefault(b.node, []).append(
+                        Rtnl.req_set_link(layout.index[(b.node, b.ifname)], b.ifname, master=2))
+            bulk.send(socks, batch)
+
+        bulk.with_fds(involved, make_links)
+        report("links", len(links), len(links))
+
+        # 3. Bridge ports of second ends, addresses, routes.
+        for lk in links:
+            for end in (lk.a, lk.b):
+                for cidr in end.addresses:
+                    second.setdefault(end.node, []).append(
+                        Rtnl.req_addr(layout.index[(end.node, end.ifname)], end.ifname, cidr))
+        route_nodes = set(socks) if only_routes or only_links is not None else {n.name for n in nodes}
+        for rp in plan.routes:
+            if rp.node in route_nodes:
+                second.setdefault(rp.node, []).append(Rtnl.req_route(
+                    rp.dst, gateway=rp.via, oif=layout.index[(rp.node, rp.dev)], replace=True))
+        bulk.send(socks, second)
+        report("addresses", len(nodes), len(nodes))
+    except BaseException:
+        for r in socks.values():
+            r.close()
+        socks.clear()
+        bulk.delete(made)
+        for n in nodes:
+            record.netns.pop(n.name, None)
+        if record.netns:
+            record.status = "up"
+            st.save(record)
+        else:
+            st.remove(record.lab)
+        raise
+    finally:
+        for r in socks.values():
+            r.close()
+    record.status = "up"
+    st.save(record)
+
+
+def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, int]:
+    """Delete the lab's namespaces that carry its marker (or, for a crashed `up`, that it recorded
+    and that carry no marker at all). Returns (deleted, skipped-not-ours)."""
+    report = progress or (lambda phase, done, total: None)
+    record.status = "deleting"
+    st.save(record)
+    ours, skipped = [], 0
+    names = list(record.netns.items())
+    for i, (node, ns) in enumerate(names):
+        mark = st.parse_marker(bulk.lo_alias(ns))
+        if mark == (record.lab, node) or (mark is None and _unmarked_ok(ns)):
+            ours.append(ns)
+        elif mark is not None or _exists(ns):
+            skipped += 1
+        if i % 256 == 0:
+            report("checking", i, len(names))
+    deleted = bulk.delete(ours)
+    report("deleting", len(deleted), len(names))
+    st.remove(record.lab)
+    _wait_gone(ours)
+    return len(deleted), skipped
+
+
+def _exists(ns: str) -> bool:
+    from ..kernel import netns
+
+    return netns.exists(ns)
+
+
+def _unmarked_ok(ns: str) -> bool:
+    """An unmarked namespace in our record is ours only if it holds nothing but lo: `up` was killed
+    between creating it and marking it. Anything else under that name belongs to someone else."""
+    from ..kernel import netns
+
+    if not netns.exists(ns):
+        return False
+    try:
+        with Rtnl.open(ns) as r:
+            return [lk.ifname for lk in r.links()] == ["lo"]
+    except NslabError:
+        return False
+
+
+def _wait_gone(names: Sequence[str], timeout: float = 2.0) -> None:
+    """Names are free at once; wait only until the files are gone (the kernel reaps devices later)."""
+    from ..kernel import netns
+
+    deadline = time.monotonic() + timeout
+    while any(netns.exists(n) for n in names) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -1,0 +1,103 @@
+"""What a lab created, recorded under /run/nslab/labs (tmpfs, like /run/netns: both vanish at reboot).
+
+The record is written *before* the kernel objects exist (an intent log), so that `down` and `cleanup`
+know every name an interrupted `up` may have made, even after kill -9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATE_DIR = "/run/nslab/labs"
+MARKER_PREFIX = "nslab:"
+
+
+def marker(lab: str, node: str) -> str:
+    """The ownership marker kept in the namespace itself, as the ifalias of its lo."""
+    return f"{MARKER_PREFIX}{lab}:{node}"
+
+
+def parse_marker(text: str | None) -> tuple[str, str] | None:
+    if not text or not text.startswith(MARKER_PREFIX):
+        return None
+    parts = text[len(MARKER_PREFIX) :].split(":")
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+@dataclass
+class LabState:
+    lab: str
+    status: str  # "creating" | "up" | "deleting"
+    pid: int  # the process doing the last change (to tell a crashed `up` from a running one)
+    netns: dict[str, str] = field(default_factory=dict)  # node -> namespace name
+    source: str | None = None  # topology file, if any
+    topology: dict[str, Any] = field(default_factory=dict)  # the topology as data, to replan
+    plan_digest: str = ""
+    created: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _path(lab: str) -> str:
+    return os.path.join(STATE_DIR, f"{lab}.json")
+
+
+def save(state: LabState) -> None:
+    os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
+    tmp = _path(state.lab) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state.to_json(), f)
+    os.replace(tmp, _path(state.lab))  # atomic: a reader sees the old or the new record, never half
+
+
+def load(lab: str) -> LabState | None:
+    try:
+        with open(_path(lab)) as f:
+            data = json.load(f)
+        return LabState(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        return None  # a broken record: cleanup falls back to the in-kernel markers
+
+
+def remove(lab: str) -> None:
+    for p in (_path(lab), _path(lab) + ".tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def names() -> list[str]:
+    try:
+        return sorted(e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json"))
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def locked(lab: str) -> Iterator[None]:
+    """Serialise changes to one lab across processes (two `up`s of one name must not interleave)."""
+    os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(STATE_DIR, f"{lab}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
