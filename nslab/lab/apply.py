@@ -104,15 +104,16 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
             batch: dict[str, list[Request]] = {}
             for lk in links:
                 a, b = _creator(lk, kinds)
-                peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu, up=True,
+                # The peer cannot be up at birth (veth_open: ENOTCONN until both ends exist).
+                peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu,
                                       index=layout.index[(b.node, b.ifname)])
                 master = 2 if kinds[a.node] == "switch" else None
                 batch.setdefault(a.node, []).append(Rtnl.req_add_link(
                     a.ifname, "veth", peer, index=layout.index[(a.node, a.ifname)], mtu=a.mtu, up=True,
                     master=master))
-                if kinds[b.node] == "switch":
-                    second.setdefault(b.node, []).append(
-                        Rtnl.req_set_link(layout.index[(b.node, b.ifname)], b.ifname, master=2))
+                second.setdefault(b.node, []).append(Rtnl.req_set_link(
+                    layout.index[(b.node, b.ifname)], b.ifname, up=True,
+                    master=2 if kinds[b.node] == "switch" else None))
             bulk.send(socks, batch)
 
         bulk.with_fds(involved, make_links)

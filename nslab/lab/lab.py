@@ -1,0 +1,278 @@
+"""The Python API of labs: `with Lab.topo("single", 3) as lab: lab["h1"].run(["ping", "-c1", "h2"])`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFoundError, UsageError
+from ..namespace import Namespace
+from . import apply, builtin
+from . import state as st
+from .plan import LinkPlan, Plan, make_plan
+from .topology import Endpoint, Link, Node, Pools, Topology, load_file
+
+
+def topology_to_data(t: Topology) -> dict[str, Any]:
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items() if k != "lines"}
+        if isinstance(obj, list):
+            return [clean(v) for v in obj]
+        return obj
+
+    data: dict[str, Any] = clean(asdict(t))
+    return data
+
+
+def topology_from_data(d: dict[str, Any]) -> Topology:
+    return Topology(
+        name=d["name"],
+        nodes={k: Node(name=v["name"], kind=v["kind"]) for k, v in d["nodes"].items()},
+        links=[Link(endpoints=[Endpoint(**e) for e in lk["endpoints"]], mtu=lk["mtu"], prefix=lk["prefix"],
+                    prefix6=lk["prefix6"]) for lk in d["links"]],
+        routing=d["routing"],
+        pools=Pools(**d["pools"]),
+        source=d.get("source", "<state>"),
+    )
+
+
+def digest(plan: Plan) -> str:
+    return hashlib.sha256(json.dumps(plan.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class UpResult:
+    lab: str
+    changed: bool
+    nodes: int
+    links: int
+    routes: int
+    seconds: float
+    added_nodes: int = 0
+    added_links: int = 0
+
+    def summary(self) -> str:
+        if not self.changed:
+            return f"lab {self.lab}: already up with this topology, nothing changed"
+        if self.added_nodes or self.added_links:
+            return (f"lab {self.lab}: added {self.added_nodes} nodes and {self.added_links} links "
+                    f"in {self.seconds:.2f} s")
+        return (f"lab {self.lab} up: {self.nodes} nodes, {self.links} links, {self.routes} routes "
+                f"in {self.seconds:.2f} s")
+
+
+class Lab:
+    """A lab: a topology, its plan, and (once up) the namespaces that realise it."""
+
+    def __init__(self, topology: Topology, source: str | None = None) -> None:
+        self.topology = topology
+        self.source = source
+        self._plan: Plan | None = None
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, name: str | None = None) -> Lab:
+        t = load_file(path)
+        if name:
+            t.name = name
+        return cls(t, os.path.abspath(path))
+
+    @classmethod
+    def topo(cls, kind: str, *args: int, name: str | None = None) -> Lab:
+        return cls(builtin.topo(kind, *args, name=name))
+
+    @classmethod
+    def from_topo_arg(cls, arg: str, name: str | None = None) -> Lab:
+        return cls(builtin.parse_topo_arg(arg, name=name))
+
+    @classmethod
+    def attach(cls, name: str) -> Lab:
+        """The running lab NAME, as recorded by `up`."""
+        rec = st.load(name)
+        if rec is None or rec.status != "up":
+            raise NotFoundError(f"no lab named {name!r} is up", "see 'nslab lab list'; start it with 'nslab lab up'")
+        return cls(topology_from_data(rec.topology), rec.source)
+
+    @staticmethod
+    def running() -> list[str]:
+        return st.names()
+
+    @property
+    def name(self) -> str:
+        return self.topology.name
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            self._plan = make_plan(self.topology)
+        return self._plan
+
+    # ---- life cycle ---------------------------------------------------------------------------
+    def up(self, progress: apply.Progress | None = None) -> UpResult:
+        """Create the lab; on a running lab, add what the topology gained, or refuse a change."""
+        self._plan = None
+        plan = self.plan
+        t0 = time.perf_counter()
+        with st.locked(self.name):
+            rec = st.load(self.name)
+            if rec is not None and rec.status == "creating" and not st.pid_alive(rec.pid):
+                raise UsageError(
+                    f"lab {self.name!r} was interrupted while coming up",
+                    f"remove its remains with 'nslab lab down {self.name}', then run up again",
+                )
+            if rec is not None:
+                return self._reconcile(rec, plan, t0, progress)
+            clash = [n.netns for n in plan.nodes if os.path.lexists(f"/run/netns/{n.netns}")]
+            if clash:
+                raise UsageError(
+                    f"cannot bring up lab {self.name!r}: namespace {clash[0]!r} already exists"
+                    + (f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""),
+                    "another program or lab uses that name: pick another lab name with --name",
+                )
+            rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
+                              topology=topology_to_data(self.topology), plan_digest=digest(plan),
+                              created=time.time())
+            apply.up(plan, rec, progress)
+        return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
+                        time.perf_counter() - t0)
+
+    def _reconcile(self, rec: st.LabState, plan: Plan, t0: float, progress: apply.Progress | None) -> UpResult:
+        if rec.plan_digest == digest(plan):
+            return UpResult(self.name, False, len(plan.nodes), len(plan.links), len(plan.routes), 0.0)
+        old = make_plan(topology_from_data(rec.topology))
+        old_nodes = {n.name: n for n in old.nodes}
+        new_nodes = [n for n in plan.nodes if n.name not in old_nodes]
+        changed = [n.name for n in plan.nodes if n.name in old_nodes and old_nodes[n.name] != n]
+        removed = [n for n in old_nodes if n not in {p.name for p in plan.nodes}]
+        old_links = set(old.links)
+        new_links: list[LinkPlan] = [lk for lk in plan.links if lk not in old_links]
+        lost_links = [lk for lk in old.links if lk not in set(plan.links)]
+        if changed or removed or lost_links:
+            what = (f"node {changed[0]!r} changed" if changed else f"node {removed[0]!r} removed" if removed
+                    else f"link {lost_links[0].a.node}-{lost_links[0].b.node} changed or removed")
+            raise UsageError(
+                f"lab {self.name!r} is up with a different topology ({what})",
+                "a running lab only grows (new nodes and links are added); to change or remove, "
+                f"run 'nslab lab down {self.name}' and up again",
+            )
+        rec.topology = topology_to_data(self.topology)
+        apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
+                 only_routes=True)
+        rec.plan_digest = digest(plan)
+        st.save(rec)
+        return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
+                        time.perf_counter() - t0, len(new_nodes), len(new_links))
+
+    def down(self, progress: apply.Progress | None = None) -> int:
+        """Delete the lab's namespaces (and what runs in them). Idempotent."""
+        with st.locked(self.name):
+            rec = st.load(self.name)
+            if rec is None:
+                return 0
+            deleted, _ = apply.down(rec, progress)
+        return deleted
+
+    def __enter__(self) -> Lab:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ---- growing a running lab ---------------------------------------------------------------
+    def add_node(self, name: str, kind: str = "host") -> Node:
+        return self.topology.add_node(name, kind)
+
+    def add_link(self, *endpoints: str, mtu: int | None = None) -> Link:
+        return self.topology.add_link(*endpoints, mtu=mtu)
+
+    # ---- nodes --------------------------------------------------------------------------------
+    def __getitem__(self, node: str) -> LabNode:
+        self.plan.node(node)
+        return LabNode(self, node)
+
+    @property
+    def nodes(self) -> list[LabNode]:
+        return [LabNode(self, n.name) for n in self.plan.nodes]
+
+    def resolve(self, argv: Sequence[str]) -> list[str]:
+        """Replace words that are node names by the node's first IPv4 address (Mininet's `h1 ping h2`)."""
+        names = {n.name for n in self.plan.nodes}
+        out = []
+        for word in argv:
+            if word in names and (addr := self.plan.primary_ipv4(word)):
+                out.append(addr)
+            else:
+                out.append(_resolve_embedded(word, names, self.plan))
+        return out
+
+
+_WORD = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*)(?=[:/])")
+
+
+def _resolve_embedded(word: str, names: set[str], plan: Plan) -> str:
+    """`h2:8080` and `http://h2/x` also resolve: a node name before ':' or '/'."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        addr = plan.primary_ipv4(name) if name in names else None
+        return addr or name
+
+    return _WORD.sub(sub, word)
+
+
+class LabNode:
+    """A node of a lab (every node is a namespace)."""
+
+    def __init__(self, lab: Lab, name: str) -> None:
+        self.lab = lab
+        self.name = name
+        self.plan = lab.plan.node(name)
+
+    def __repr__(self) -> str:
+        return f"LabNode({self.lab.name!r}, {self.name!r}, kind={self.kind!r})"
+
+    @property
+    def kind(self) -> str:
+        return self.plan.kind
+
+    @property
+    def netns(self) -> str:
+        return self.plan.netns
+
+    @property
+    def addresses(self) -> list[str]:
+        return self.lab.plan.addresses_of(self.name)
+
+    @property
+    def ipv4(self) -> str | None:
+        return self.lab.plan.primary_ipv4(self.name)
+
+    def namespace(self) -> Namespace:
+        return Namespace.open(self.netns)
+
+    def run(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Run a program in the node; words naming nodes become their addresses unless resolve=False."""
+        cmd = self.lab.resolve(argv) if resolve else list(argv)
+        ns = self.namespace()
+        try:
+            return ns.run(cmd, **kwargs)
+        finally:
+            ns.close()
+
+    def popen(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
+        cmd = self.lab.resolve(argv) if resolve else list(argv)
+        ns = self.namespace()
+        try:
+            return ns.popen(cmd, **kwargs)
+        finally:
+            ns.close()
