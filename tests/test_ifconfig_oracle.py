@@ -1,0 +1,270 @@
+"""nslab.ifconfig against the real net-tools `ifconfig`, line by line, in namespaces this test creates.
+
+Kernel test: needs root, `ip` and `ifconfig`. Every namespace is named nslabt-ifc-<random> and deleted in
+a finally block; nothing outside them is touched. Traffic stays on loopback inside a namespace or on a
+veth pair between two of these namespaces.
+
+Each comparison reads the model through nslab's own kernel reader (`Rtnl.links(with_addrs=True)`) and
+runs `ip netns exec NS ifconfig [-a]`; counters can move between the two reads (IPv6 router solicitations,
+MLD reports), so a comparison is repeated until ifconfig's output is the same before and after the model
+read. The inet6 order comes from the namespace's /proc/net/if_inet6 (it depends on a per-namespace random
+hash seed, see nslab.ifconfig); a second comparison without it checks everything but that order.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from nslab.ifconfig import format_all, parse_if_inet6
+from nslab.model import Link
+
+pytestmark = pytest.mark.kernel
+
+IFCONFIG = shutil.which("ifconfig") or next(
+    (p for p in ("/usr/sbin/ifconfig", "/sbin/ifconfig") if os.path.exists(p)), None
+)
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (creates network namespaces)"
+    if shutil.which("ip") is None:
+        return "iproute2 'ip' is not installed"
+    if IFCONFIG is None:
+        return "net-tools 'ifconfig' is not installed"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _need_kernel() -> None:
+    reason = _skip_reason()
+    if reason:
+        print(f"skipping ifconfig oracle test: {reason}")
+        pytest.skip(reason)
+
+
+def sh(*args: str, check: bool = True) -> str:
+    p = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p.stdout
+
+
+class Lab:
+    """Namespaces made by this test; `close` deletes exactly those."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def ns(self) -> str:
+        name = f"nslabt-ifc-{secrets.token_hex(4)}"
+        sh("ip", "netns", "add", name)
+        self.names.append(name)
+        return name
+
+    def close(self) -> None:
+        for name in reversed(self.names):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=60)
+        self.names.clear()
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    lb = Lab()
+    try:
+        yield lb
+    finally:
+        lb.close()
+
+
+def ip(ns: str, *args: str) -> None:
+    sh("ip", "-n", ns, *args)
+
+
+_PING = r"""
+import os, socket, struct, sys, time
+count, size = int(sys.argv[1]), int(sys.argv[2])
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack(f"!{len(b)//2}H", b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(2)
+ident = os.getpid() & 0xffff
+for seq in range(1, count + 1):
+    payload = bytes(size)
+    hdr = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
+    s.sendto(struct.pack("!BBHHH", 8, 0, csum(hdr + payload), ident, seq) + payload, (sys.argv[3], 0))
+    while True:
+        data = s.recv(70000)
+        t, _c, _k, i, q = struct.unpack_from("!BBHHH", data, (data[0] & 15) * 4)
+        if t == 0 and i == ident and q == seq: break
+"""
+
+
+def ping(ns: str, dst: str, count: int = 3, size: int = 56) -> None:
+    """`ping -c COUNT -s SIZE DST` inside NS (iputils may be missing, so a raw ICMP socket in Python)."""
+    sh("ip", "netns", "exec", ns, sys.executable, "-c", _PING, str(count), str(size), dst)
+
+
+def links(ns: str) -> list[Link]:
+    from nslab.kernel.rtnl import Rtnl
+
+    with Rtnl.open(netns=ns) as r:
+        return r.links(with_addrs=True)
+
+
+def real_ifconfig(ns: str, show_all: bool) -> str:
+    assert IFCONFIG is not None
+    return sh("ip", "netns", "exec", ns, IFCONFIG, *(["-a"] if show_all else []))
+
+
+def _diff(real: str, mine: str) -> str:
+    return "".join(difflib.unified_diff(real.splitlines(True), mine.splitlines(True), "ifconfig", "nslab"))
+
+
+def _sort_inet6_runs(text: str) -> list[str]:
+    """Lines, with each run of consecutive inet6 lines sorted (the only part whose order is random)."""
+    out: list[str] = []
+    run: list[str] = []
+    for line in text.split("\n"):
+        if line.startswith("        inet6 "):
+            run.append(line)
+            continue
+        out += sorted(run)
+        run = []
+        out.append(line)
+    return out + sorted(run)
+
+
+def compare(ns: str, show_all: bool = True, tries: int = 20) -> str:
+    """Assert nslab's output equals ifconfig's, line by line; returns ifconfig's output."""
+    real = mine = plain = ""
+    for _ in range(tries):
+        before = real_ifconfig(ns, show_all)
+        model = links(ns)
+        order = parse_if_inet6(sh("ip", "netns", "exec", ns, "cat", "/proc/net/if_inet6"))
+        after = real_ifconfig(ns, show_all)
+        real = after
+        mine = format_all(model, show_all=show_all, inet6_order=order)
+        plain = format_all(model, show_all=show_all)
+        if before == after and mine == real:
+            break
+        time.sleep(0.2)  # counters moved between the reads: wait for a quiet moment
+    what = f"ifconfig{' -a' if show_all else ''} in {ns}"
+    assert mine.split("\n") == real.split("\n"), f"{what}:\n" + _diff(real, mine)
+    assert _sort_inet6_runs(plain) == _sort_inet6_runs(real), _diff(real, plain)
+    return real
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_fresh_namespace_prints_nothing_without_a(lab: Lab) -> None:
+    """The seed post: a new namespace has only lo, down, so plain `ifconfig` prints nothing."""
+    ns = lab.ns()
+    assert real_ifconfig(ns, False) == ""
+    assert format_all(links(ns)) == ""
+    out = compare(ns, show_all=True)
+    assert out.startswith("lo: flags=8<LOOPBACK>  mtu 65536\n")
+
+
+def test_loopback_up_and_after_traffic(lab: Lab) -> None:
+    ns = lab.ns()
+    ip(ns, "link", "set", "lo", "up")
+    out = compare(ns, show_all=False)
+    assert out.startswith(
+        "lo: flags=73<UP,LOOPBACK,RUNNING>  mtu 65536\n        inet 127.0.0.1  netmask 255.0.0.0\n"
+    )
+    compare(ns, show_all=True)
+    ping(ns, "127.0.0.1", count=3)
+    out = compare(ns, show_all=False)
+    assert "RX packets 6  " in out  # 3 requests + 3 replies, all through lo
+    # Bigger traffic: KiB, then MiB in the brackets.
+    ping(ns, "127.0.0.1", count=10, size=1400)
+    assert "KiB)" in compare(ns, show_all=False)
+    ping(ns, "127.0.0.1", count=40, size=60000)
+    assert "MiB)" in compare(ns, show_all=False)
+
+
+def test_veth_pair_addresses_mtu_and_one_end_down(lab: Lab) -> None:
+    a, b = lab.ns(), lab.ns()
+    for ns in (a, b):
+        ip(ns, "link", "set", "lo", "up")
+    ip(a, "link", "add", "va", "mtu", "9000", "type", "veth", "peer", "name", "vb", "netns", b)
+    ip(b, "link", "set", "vb", "mtu", "9000")
+    ip(a, "addr", "add", "10.77.0.1/24", "brd", "+", "dev", "va")
+    ip(a, "addr", "add", "10.77.1.1/24", "dev", "va")  # second primary, no broadcast: not shown
+    ip(a, "addr", "add", "10.77.0.9/24", "dev", "va", "label", "va:3")  # alias block
+    ip(a, "addr", "add", "10.77.0.10/24", "dev", "va", "label", "va:12")
+    for addr in ("fd77::1/64", "fd77::2/64", "2001:db8:77::1/48", "fe80::77/64"):
+        ip(a, "addr", "add", addr, "dev", "va", "nodad")
+    ip(b, "addr", "add", "10.77.0.2/24", "dev", "vb")  # no brd: ifconfig prints broadcast 0.0.0.0
+    ip(b, "addr", "add", "fd77::ff/64", "dev", "vb", "nodad")
+    ip(a, "link", "set", "va", "up")  # vb stays down: va is UP but not RUNNING
+    # A datagram towards the down peer: veth drops the ARP request, so TX dropped counts up.
+    sh("ip", "netns", "exec", a, sys.executable, "-c",
+       "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('10.77.0.2', 9))")
+    out = compare(a, show_all=True)
+    assert re.search(r"^va: .*?\n        TX errors 0  dropped [1-9]", out, re.S | re.M)
+    assert "va: flags=4099<UP,BROADCAST,MULTICAST>  mtu 9000\n" in out
+    assert "va:3: flags=4099<UP,BROADCAST,MULTICAST>  mtu 9000\n        inet 10.77.0.9  " in out
+    assert out.index("va:3:") < out.index("va:12:")
+    compare(a, show_all=False)
+    out = compare(b, show_all=True)
+    assert "broadcast 0.0.0.0" in out
+    assert compare(b, show_all=False).startswith("lo:")
+    # Both ends up, traffic between the two namespaces over the pair.
+    ip(b, "link", "set", "vb", "up")
+    ping(a, "10.77.0.2", count=3)
+    ping(b, "10.77.0.1", count=2, size=3000)  # fragments nothing at mtu 9000
+    assert "va: flags=4163<UP,BROADCAST,RUNNING,MULTICAST>  mtu 9000" in compare(a)
+    compare(b)
+
+
+def test_bridge_tap_tun_macvlan(lab: Lab) -> None:
+    a, b = lab.ns(), lab.ns()
+    ip(a, "link", "add", "br0", "type", "bridge")
+    ip(a, "tuntap", "add", "mode", "tap", "dev", "tap0")
+    ip(a, "tuntap", "add", "mode", "tun", "dev", "tun0")
+    ip(a, "addr", "add", "10.78.0.1", "peer", "10.78.0.2", "dev", "tun0")  # point-to-point: destination
+    ip(a, "link", "add", "vx", "type", "veth", "peer", "name", "vy", "netns", b)
+    ip(a, "link", "add", "link", "vx", "name", "mv0", "type", "macvlan", "mode", "bridge")
+    ip(a, "link", "set", "tap0", "master", "br0")
+    ip(a, "addr", "add", "10.78.1.1/24", "brd", "+", "dev", "br0")
+    ip(a, "addr", "add", "10.78.2.1/24", "brd", "+", "dev", "mv0")
+    out = compare(a, show_all=True)
+    assert "        unspec 00-00-00-00-00-00-00-00-00-00-00-00-00-00-00-00  txqueuelen 500  (UNSPEC)\n" in out
+    assert "tap0: flags=4098<BROADCAST,MULTICAST>  mtu 1500\n        ether " in out
+    for dev in ("br0", "tap0", "tun0", "vx", "mv0"):
+        ip(a, "link", "set", dev, "up")
+    out = compare(a, show_all=True)
+    assert "inet 10.78.0.1  netmask 255.255.255.255  destination 10.78.0.2\n" in out
+    compare(a, show_all=False)
+
+
+def test_flag_combinations_and_name_order(lab: Lab) -> None:
+    a, b = lab.ns(), lab.ns()
+    # ifindex order differs from name order: ifconfig sorts by name, numbers as numbers.
+    for name in ("z9", "eth10", "eth2", "a1"):
+        peer = f"p{name}"
+        ip(a, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", b)
+    ip(a, "link", "set", "z9", "promisc", "on", "allmulticast", "on", "arp", "off", "up")
+    ip(a, "link", "set", "eth10", "multicast", "off", "dynamic", "on")  # DYNAMIC: negative flags number
+    ip(a, "link", "set", "eth2", "trailers", "off", "up")  # NOTRAILERS
+    ip(a, "link", "set", "a1", "address", "02:00:00:00:00:a1", "txqueuelen", "17", "mtu", "1280")
+    out = compare(a, show_all=True)
+    names = [line.split(":")[0] for line in out.split("\n") if line and not line.startswith(" ")]
+    assert names == ["a1", "eth2", "eth10", "lo", "z9"]
+    assert "eth10: flags=-32766<BROADCAST,DYNAMIC>" in out
+    assert "        ether 02:00:00:00:00:a1  txqueuelen 17  (Ethernet)\n" in out
+    compare(a, show_all=False)
