@@ -69,7 +69,8 @@ def load(lab: str) -> LabState | None:
 
 
 def remove(lab: str) -> None:
-    for p in (_path(lab), _path(lab) + ".tmp"):
+    # The lock file goes too: a waiter on it re-reads the (now absent) record and finds nothing to do.
+    for p in (_path(lab), _path(lab) + ".tmp", os.path.join(STATE_DIR, f"{lab}.lock")):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
 

@@ -1,0 +1,166 @@
+"""`nslab lab up|down|list|status|exec|cleanup`: declarative labs of namespaces."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import Any
+
+from ..errors import UsageError
+from ..lab import cleanup as cleanup_mod
+from ..lab import state as st
+from ..lab.lab import Lab
+from ..namespace import Namespace
+from .common import object_parser, verb_parser
+from .main import emit_json
+from .progress import Bar
+from .show import addr_line, link_lines, route_line
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    verbs = object_parser(sub, "lab", "labs: many namespaces joined by links, switches and routers")
+    p = verb_parser(verbs, "up", "create a lab from a file or a built-in topology (idempotent; grows a running lab)")
+    p.add_argument("file", nargs="?", help="topology file (YAML)")
+    p.add_argument("--topo", metavar="KIND,ARGS",
+                   help="built-in: single,N | linear,N | tree,DEPTH,FANOUT | ring,N | leafspine,S,L,H")
+    p.add_argument("--name", help="lab name (overrides the file's)")
+    p.set_defaults(handler=up)
+    p = verb_parser(verbs, "down", "delete a lab and everything in it", aliases=["destroy"])
+    p.add_argument("name")
+    p.set_defaults(handler=down)
+    p = verb_parser(verbs, "list", "labs that are up", aliases=["ls"])
+    p.set_defaults(handler=list_)
+    p = verb_parser(verbs, "status", "nodes, interfaces, addresses and routes of a lab, read from the kernel")
+    p.add_argument("name")
+    p.set_defaults(handler=status)
+    p = verb_parser(verbs, "exec", "run a command in a node; words naming nodes become their IPv4 addresses")
+    p.add_argument("name")
+    p.add_argument("node")
+    p.add_argument("--no-resolve", action="store_true", help="pass node names through unchanged")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    p.set_defaults(handler=exec_)
+    p = verb_parser(verbs, "cleanup", "remove leftovers of labs whose state is gone or broken (only nslab's)")
+    p.set_defaults(handler=cleanup)
+
+
+def up(args: argparse.Namespace) -> int:
+    if bool(args.file) == bool(args.topo):
+        raise UsageError("lab up: give a topology file or --topo, not both and not neither",
+                         "e.g. 'nslab lab up campus.yaml' or 'nslab lab up --topo single,3'")
+    lab = Lab.from_file(args.file, args.name) if args.file else Lab.from_topo_arg(args.topo, args.name)
+    bar = Bar()
+    try:
+        res = lab.up(progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        emit_json({"lab": res.lab, "changed": res.changed, "nodes": res.nodes, "links": res.links,
+                   "routes": res.routes, "seconds": round(res.seconds, 4)})
+    else:
+        print(res.summary())
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    rec = st.load(args.name)
+    if rec is None:
+        if args.name in cleanup_mod.orphan_labs():
+            n = cleanup_mod.cleanup(only=args.name)
+            print(f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker")
+            return 0
+        print(f"lab {args.name}: not up, nothing to do")
+        return 0
+    bar = Bar()
+    try:
+        n = _down(args.name, bar)
+    finally:
+        bar.close()
+    print(f"lab {args.name} down: {n} namespaces deleted")
+    return 0
+
+
+def _down(name: str, bar: Bar) -> int:
+    from ..lab import apply
+
+    with st.locked(name):
+        rec = st.load(name)
+        if rec is None:
+            return 0
+        deleted, skipped = apply.down(rec, bar)
+    if skipped:
+        print(f"lab {name}: left {skipped} namespaces alone (they do not carry this lab's marker)",
+              file=sys.stderr)
+    return deleted
+
+
+def list_(args: argparse.Namespace) -> int:
+    rows = []
+    for name in st.names():
+        rec = st.load(name)
+        if rec is None:
+            continue
+        rows.append({"name": name, "status": rec.status, "nodes": len(rec.netns), "source": rec.source})
+    if args.json:
+        emit_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']:<14} {r['status']:<9} {r['nodes']:>6} nodes  {r['source'] or ''}")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    lab = Lab.attach(args.name)
+    out: list[dict[str, Any]] = []
+    for node in lab.plan.nodes:
+        ns = Namespace.open(node.netns)
+        try:
+            links = [lk for lk in ns.rtnl.links(with_addrs=True) if lk.ifname != "lo"]
+            routes = ns.rtnl.routes()
+        finally:
+            ns.close()
+        out.append({"node": node.name, "kind": node.kind, "netns": node.netns,
+                    "links": links, "routes": routes})
+    if args.json:
+        emit_json({"lab": lab.name, "nodes": [
+            {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
+             "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
+             "routes": [r.to_json() for r in o["routes"]]} for o in out]})
+        return 0
+    for o in out:
+        print(f"{o['node']} ({o['kind']}, netns {o['netns']})")
+        for lk in o["links"]:
+            print("  " + "\n  ".join(link_lines(lk)[:1]))
+            for a in lk.addr_info:
+                if a.scope != "link":
+                    print("  " + addr_line(a))
+        for r in o["routes"]:
+            if r.protocol != "kernel":
+                print("    route " + route_line(r))
+    return 0
+
+
+def exec_(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("lab exec: no command given", f"write 'nslab lab exec {args.name} {args.node} -- CMD'")
+    lab = Lab.attach(args.name)
+    node = lab[args.node]
+    if not args.no_resolve:
+        cmd = lab.resolve(cmd)
+    if shutil.which(cmd[0]) is None:
+        raise UsageError(f"lab exec: command {cmd[0]!r} not found", "check the spelling or give a full path")
+    from ..kernel.spawn import enter_full
+
+    enter_full(node.netns)
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
+
+
+def cleanup(args: argparse.Namespace) -> int:
+    n = cleanup_mod.cleanup()
+    print(f"cleanup: removed {n} leftover namespaces")
+    return 0

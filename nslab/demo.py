@@ -1,0 +1,162 @@
+"""The seed post's walkthrough, narrated with real output, and then a small routed lab.
+
+Each step prints the nslab command that does the same thing, then does it through the Python API.
+Everything created is removed at the end, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from . import probe
+from .errors import UsageError
+from .ifconfig import format_all
+from .kernel import netns as _netns
+from .namespace import Namespace
+
+DEMO_NS = "nslab-demo"
+DEMO_LAB = "nslabdemo"
+PORT = 8900
+
+
+class Narrator:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.step = 0
+
+    def say(self, text: str = "") -> None:
+        with self.lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def title(self, text: str) -> None:
+        self.step += 1
+        self.say(f"\n== {self.step}. {text}")
+
+    def cmd(self, text: str) -> None:
+        self.say(f"$ {text}")
+
+    def block(self, text: str) -> None:
+        self.say(text.rstrip("\n") if text.strip() else "(no output)")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM cleans up like Ctrl-C does (only in the main thread, where Python delivers signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
+    n = Narrator(out)
+    if _netns.exists(name):
+        raise UsageError(f"namespace {name!r} already exists", f"delete it with 'nslab ns del {name}' first")
+    with _sigterm_as_interrupt():
+        n.title("A network namespace is a separate room with its own networking")
+        n.cmd(f"nslab ns add {name}")
+        ns = Namespace.create(name)
+        stop = threading.Event()
+        listener: threading.Thread | None = None
+        try:
+            n.cmd(f"nslab -n {name} ifconfig")
+            n.block(format_all(ns.links()))
+            n.say("Nothing: ifconfig lists interfaces that are up, and in a fresh namespace none is.")
+            n.cmd(f"nslab -n {name} ifconfig -a")
+            n.block(format_all(ns.links(), show_all=True))
+            n.say("lo exists but is down: no UP, no RUNNING, no address.")
+
+            n.title(f"Start a server inside the namespace (the post's nc -lnvp {PORT})")
+            n.cmd(f"nslab -n {name} probe listen {PORT} --http &")
+            ready = threading.Event()
+            listener = _start_listener(name, ready, stop, lambda line: n.say(f"  [listener] {line}"))
+            ready.wait(5)
+
+            n.title(f"Connect to localhost:{PORT} from inside the namespace")
+            n.cmd(f"nslab -n {name} probe connect 127.0.0.1 {PORT}")
+            res = probe.connect("127.0.0.1", PORT, timeout=2.0, netns=name)
+            n.say(f"unreachable: {res.reason}" if not res.ok else "reachable")
+            n.say("The server is listening, yet even localhost is unreachable: with lo down the namespace has\n"
+                  "no interface to carry the packet, not even to itself, so there is no route to 127.0.0.1.")
+
+            n.title("Bring lo up (the post's ip link set dev lo up)")
+            n.cmd(f"nslab -n {name} link set lo up")
+            ns.link("lo").up()
+
+            n.title(f"Try again, as the post does with curl localhost:{PORT}")
+            n.cmd(f"nslab -n {name} probe http http://localhost:{PORT}/index.html")
+            got = probe.http(f"http://localhost:{PORT}/index.html", timeout=5.0, netns=name)
+            n.say(f"HTTP {got.status} {got.reason}: {got.body.decode(errors='replace').strip()}")
+            n.say("The listener printed the connection and the request it received.")
+
+            n.title("ifconfig again: lo is UP and RUNNING, and its counters moved")
+            n.cmd(f"nslab -n {name} ifconfig")
+            n.block(format_all(ns.links()))
+        finally:
+            stop.set()
+            if listener is not None:
+                listener.join(3)
+            n.title("Clean up")
+            n.cmd(f"nslab ns del {name}")
+            ns.delete()
+            n.say("Done: the namespace and everything in it are gone.")
+
+
+def _start_listener(name: str, ready: threading.Event, stop: threading.Event,
+                    out: Callable[[str], None]) -> threading.Thread:
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            probe.listen(PORT, out=out, ready=ready, stop=stop, answer_http=True, netns=name)
+
+    t = threading.Thread(target=run, name="nslab-demo-listener", daemon=True)
+    t.start()
+    return t
+
+
+def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:
+    """A small routed lab: three routers in a ring, a host on each; every host reaches every other."""
+    from .lab import state as st
+    from .lab.lab import Lab
+
+    n = Narrator(out)
+    if st.load(name) is not None:
+        raise UsageError(f"lab {name!r} is already up", f"take it down with 'nslab lab down {name}' first")
+    lab = Lab.topo("ring", 3, name=name)
+    with _sigterm_as_interrupt():
+        n.title("A small lab: three routers in a ring, one host on each")
+        n.cmd(f"nslab lab up --topo ring,3 --name {name}")
+        try:
+            n.say(lab.up().summary())
+            for node in lab.nodes:
+                if node.kind == "host":
+                    n.say(f"  {node.name:<4} {node.kind:<7} {', '.join(node.addresses)}")
+            n.title("Every host reaches every other host, through one or two routers")
+            hosts = [x.name for x in lab.nodes if x.kind == "host"]
+            for a in hosts:
+                for b in hosts:
+                    if a == b:
+                        continue
+                    n.cmd(f"nslab lab exec {name} {a} -- ping -c1 -W2 {b}")
+                    res = lab[a].run(["ping", "-c1", "-W2", b], capture_output=True, text=True)
+                    line = next((ln for ln in res.stdout.splitlines() if "ttl=" in ln), None)
+                    n.say(line or f"FAILED: {res.stdout.strip() or res.stderr.strip()}")
+            n.say("ttl=62: pings start at 64 and each router on the way takes one off; here two routers.")
+        finally:
+            n.title("Take the lab down")
+            n.cmd(f"nslab lab down {name}")
+            n.say(f"{lab.down()} namespaces deleted")
