@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import subprocess
@@ -97,20 +98,20 @@ class Namespace:
         return self._rtnl
 
     # ---- reading ------------------------------------------------------------------------------
-    def links(self) -> list[Link]:
+    def links(self) -> builtins.list[Link]:
         return self.rtnl.links(with_addrs=True)
 
     def link(self, name: str) -> LinkHandle:
         """A handle on device NAME; raises NotFoundError if there is none."""
         return LinkHandle(self, self.rtnl.link(name).ifname)
 
-    def addresses(self, family: int | None = None) -> list[Address]:
+    def addresses(self, family: int | None = None) -> builtins.list[Address]:
         return self.rtnl.addresses(_FAMILIES[family])
 
-    def routes(self, family: int | None = None) -> list[Route]:
+    def routes(self, family: int | None = None) -> builtins.list[Route]:
         return self.rtnl.routes(_FAMILIES[family])
 
-    def pids(self) -> list[int]:
+    def pids(self) -> builtins.list[int]:
         return [] if self.name is None else _netns.pids(self.name)
 
     # ---- creating devices ----------------------------------------------------------------------
@@ -263,7 +264,7 @@ class LinkHandle:
         r.do(Rtnl.req_del_link(r.index(self.name), self.name))
 
     @property
-    def addresses(self) -> list[Address]:
+    def addresses(self) -> builtins.list[Address]:
         return list(self.info().addr_info)
 
 

@@ -21,7 +21,8 @@ def object_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
 
     p = sub.add_parser(name, help=help_text, description=help_text)
     add_globals(p)
-    verbs = p.add_subparsers(dest="verb", metavar="VERB", parser_class=type(p))
+    verbs: argparse._SubParsersAction = p.add_subparsers(  # type: ignore[type-arg]
+        dest="verb", metavar="VERB", parser_class=type(p))
     verbs.required = True
     return verbs
 

@@ -18,7 +18,7 @@ from ..errors import NslabError, UsageError
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit 2 with nslab's message shape and a pointer to --help."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
 
 

@@ -114,9 +114,8 @@ def shell(args: argparse.Namespace) -> int:
         # bash re-sets PS1 from ~/.bashrc, so the prompt prefix goes in an rc file read after it.
         rc = "/run/nslab/bashrc"
         os.makedirs(os.path.dirname(rc), exist_ok=True)
-        if not os.path.exists(rc) or open(rc).read() != BASHRC:
-            with open(rc, "w") as f:
-                f.write(BASHRC)
+        with open(rc, "w") as f:
+            f.write(BASHRC)
         return _exec_in(args.name, [sh, "--rcfile", rc, "-i"], env)
     env["PS1"] = f"(netns:{args.name}) $ "
     return _exec_in(args.name, [sh, "-i"], env)

@@ -214,7 +214,7 @@ def delete(name: str) -> None:
         if exc.errno == errno.EPERM:
             raise _privilege_error(f"cannot delete namespace {name!r}") from exc
         if exc.errno != errno.EINVAL:  # EINVAL: a stale file that is no mount; unlink it anyway
-            raise KernelError(f"cannot unmount {target}: {exc.strerror}", exc.errno) from exc
+            raise KernelError(f"cannot unmount {target}: {exc.strerror}", exc.errno or 0) from exc
     try:
         os.unlink(target)
     except FileNotFoundError:

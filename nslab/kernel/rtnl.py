@@ -26,7 +26,6 @@ from .netlink import (
     NetlinkSocket,
     attr,
     attr_be16,
-    attr_s32,
     attr_str,
     attr_text,
     attr_u8,
@@ -80,11 +79,11 @@ _SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
 _PROTOCOLS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp"}
 _RTYPES = {1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
            7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat"}
-_STATS64_FIELDS = (
-    "rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors rx_dropped tx_dropped multicast "
-    "collisions rx_length_errors rx_over_errors rx_crc_errors rx_frame_errors rx_fifo_errors "
-    "rx_missed_errors tx_aborted_errors tx_carrier_errors tx_fifo_errors tx_heartbeat_errors "
-    "tx_window_errors rx_compressed tx_compressed"
+_STATS64_FIELDS = (  # struct rtnl_link_stats64, in order
+    "rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors rx_dropped tx_dropped multicast collisions "
+    "rx_length_errors rx_over_errors rx_crc_errors rx_frame_errors rx_fifo_errors rx_missed_errors "
+    "tx_aborted_errors tx_carrier_errors tx_fifo_errors tx_heartbeat_errors tx_window_errors "
+    "rx_compressed tx_compressed"
 ).split()
 
 
@@ -105,7 +104,9 @@ def parse_mac(text: str) -> bytes:
     except ValueError:
         raise UsageError(f"invalid MAC address {text!r}", "write it as six hex pairs, e.g. 02:00:00:00:00:01") from None
     if raw[0] & 1:
-        raise UsageError(f"invalid MAC address {text!r}: it is a multicast address", "clear the lowest bit of the first byte")
+        raise UsageError(
+            f"invalid MAC address {text!r}: it is a multicast address", "clear the lowest bit of the first byte"
+        )
     return raw
 
 
@@ -505,7 +506,9 @@ class Rtnl:
         gw = parse_ip(gateway, "gateway") if gateway else None
         version = net.version if net is not None else gw.version if gw is not None else 4
         if gw is not None and gw.version != version:
-            raise UsageError(f"gateway {gateway} is not of the same family as {dst}", "use a gateway of the same family")
+            raise UsageError(
+                f"gateway {gateway} is not of the same family as {dst}", "use a gateway of the same family"
+            )
         fam = socket.AF_INET if version == 4 else socket.AF_INET6
         plen = net.prefixlen if net is not None else 0
         scope = RT_SCOPE_LINK if (gw is None and oif is not None and add) else RT_SCOPE_UNIVERSE

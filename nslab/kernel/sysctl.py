@@ -13,7 +13,9 @@ def write(key: str, value: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise FeatureMissing(f"sysctl {key} does not exist on this kernel", "check the key or the kernel build") from None
+        raise FeatureMissing(
+            f"sysctl {key} does not exist on this kernel", "check the key or the kernel build"
+        ) from None
     try:
         os.write(fd, value.encode())
     finally:

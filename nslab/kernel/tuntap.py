@@ -23,7 +23,9 @@ def create_tap(name: str) -> None:
     try:
         fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise FeatureMissing("cannot create tap: /dev/net/tun is missing", "load the tun module (modprobe tun)") from None
+        raise FeatureMissing(
+            "cannot create tap: /dev/net/tun is missing", "load the tun module (modprobe tun)"
+        ) from None
     except PermissionError:
         raise PermissionDenied("cannot open /dev/net/tun: permission denied", "run as root") from None
     try:
