@@ -28,6 +28,11 @@ def create(name: str, sysctls: Sequence[tuple[str, str]] = ()) -> Rtnl:
     return Rtnl(sock, name)
 
 
+def inode(name: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the namespace mounted on /run/netns/NAME: its identity while it lives."""
+    return procs.netns_inode(netns.path(name))
+
+
 def open_all(names: Iterable[str]) -> dict[str, Rtnl]:
     return {n: Rtnl.open(n) for n in names}
 

@@ -47,11 +47,12 @@ class Layout:
         return cls(index)
 
 
-def _sysctls(kind: str, forwarding: bool) -> list[tuple[str, str]]:
-    out = [("net.ipv6.conf.default.accept_dad", "0"), ("net.ipv6.conf.all.accept_dad", "0")]
+def _sysctls(forwarding: bool) -> list[tuple[str, str]]:
+    # Only routers need any: lab addresses are added with nodad, so DAD settings do not matter,
+    # and every sysctl write is a /proc open that costs as much as a netlink request.
     if forwarding:
-        out += [("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")]
-    return out
+        return [("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")]
+    return []
 
 
 def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePlan]:
@@ -82,8 +83,9 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
     socks: dict[str, Rtnl] = {}
     try:
         for i, n in enumerate(nodes):
-            r = bulk.create(n.netns, _sysctls(n.kind, n.forwarding))
+            r = bulk.create(n.netns, _sysctls(n.forwarding))
             made.append(n.netns)
+            record.inodes[n.name] = list(bulk.inode(n.netns) or ())
             socks[n.name] = r
             reqs = [Rtnl.req_set_link(1, "lo", up=True, alias=st.marker(plan.lab, n.name))]
             if n.bridge:
@@ -139,6 +141,7 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
         bulk.delete(made)
         for n in nodes:
             record.netns.pop(n.name, None)
+            record.inodes.pop(n.name, None)
         if record.netns:
             record.status = "up"
             st.save(record)
@@ -161,6 +164,12 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     ours, skipped = [], 0
     names = list(record.netns.items())
     for i, (node, ns) in enumerate(names):
+        # The nsfs inode recorded at creation proves identity cheaply; the marker is the fallback
+        # for namespaces an interrupted `up` made but did not get to record.
+        known = record.inodes.get(node)
+        if known is not None and list(bulk.inode(ns) or ()) == known:
+            ours.append(ns)
+            continue
         mark = st.parse_marker(bulk.lo_alias(ns))
         if mark == (record.lab, node) or (mark is None and _unmarked_ok(ns)):
             ours.append(ns)

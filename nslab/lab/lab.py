@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,19 @@ from .topology import Endpoint, Link, Node, Pools, Topology, load_file
 
 
 def topology_to_data(t: Topology) -> dict[str, Any]:
-    def clean(obj: Any) -> Any:
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items() if k != "lines"}
-        if isinstance(obj, list):
-            return [clean(v) for v in obj]
-        return obj
-
-    data: dict[str, Any] = clean(asdict(t))
-    return data
+    """The topology as plain JSON data (what the state records, to re-plan a running lab)."""
+    return {
+        "name": t.name,
+        "routing": t.routing,
+        "pools": {"ipv4_lan": t.pools.ipv4_lan, "ipv4_p2p": t.pools.ipv4_p2p, "ipv6": t.pools.ipv6},
+        "nodes": {k: {"name": v.name, "kind": v.kind} for k, v in t.nodes.items()},
+        "links": [
+            {"endpoints": [{"node": e.node, "ifname": e.ifname, "ipv4": e.ipv4, "ipv6": e.ipv6}
+                           for e in lk.endpoints],
+             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6}
+            for lk in t.links
+        ],
+    }
 
 
 def topology_from_data(d: dict[str, Any]) -> Topology:
@@ -45,8 +49,10 @@ def topology_from_data(d: dict[str, Any]) -> Topology:
     )
 
 
-def digest(plan: Plan) -> str:
-    return hashlib.sha256(json.dumps(plan.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+def digest(topology: Topology) -> str:
+    """Identifies a topology: the plan is a pure function of it, so equal digests mean equal plans."""
+    data = json.dumps(topology_to_data(topology), sort_keys=True).encode()
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 @dataclass
@@ -139,14 +145,14 @@ class Lab:
                     "another program or lab uses that name: pick another lab name with --name",
                 )
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
-                              topology=topology_to_data(self.topology), plan_digest=digest(plan),
+                              topology=topology_to_data(self.topology), plan_digest=digest(self.topology),
                               created=time.time())
             apply.up(plan, rec, progress)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
 
     def _reconcile(self, rec: st.LabState, plan: Plan, t0: float, progress: apply.Progress | None) -> UpResult:
-        if rec.plan_digest == digest(plan):
+        if rec.plan_digest == digest(self.topology):
             return UpResult(self.name, False, len(plan.nodes), len(plan.links), len(plan.routes), 0.0)
         old = make_plan(topology_from_data(rec.topology))
         old_nodes = {n.name: n for n in old.nodes}
@@ -167,7 +173,7 @@ class Lab:
         rec.topology = topology_to_data(self.topology)
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
                  only_routes=True)
-        rec.plan_digest = digest(plan)
+        rec.plan_digest = digest(self.topology)
         st.save(rec)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0, len(new_nodes), len(new_links))

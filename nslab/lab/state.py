@@ -36,6 +36,7 @@ class LabState:
     status: str  # "creating" | "up" | "deleting"
     pid: int  # the process doing the last change (to tell a crashed `up` from a running one)
     netns: dict[str, str] = field(default_factory=dict)  # node -> namespace name
+    inodes: dict[str, list[int]] = field(default_factory=dict)  # node -> [st_dev, st_ino] of its nsfs file
     source: str | None = None  # topology file, if any
     topology: dict[str, Any] = field(default_factory=dict)  # the topology as data, to replan
     plan_digest: str = ""

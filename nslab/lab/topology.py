@@ -1,0 +1,639 @@
+"""The topology spec: data model, YAML loader and validation (pure: reads the file, nothing else).
+
+Every error is a `UsageError` whose message reads `FILE:LINE: FIELD: what is wrong` and whose hint says
+the fix. Line numbers come from composing the YAML ourselves (`yaml.compose` keeps a mark on every node);
+`yaml.safe_load` would throw them away, and silently keep the last of two duplicate keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from importlib import resources
+from typing import Any, NoReturn
+
+import yaml
+
+from ..errors import NotFoundError, UsageError
+from ..names import check_ifname
+
+KINDS = ("host", "router", "switch")
+ROUTING = ("auto", "none")
+LAB_NAME_MAX = 12
+NODE_NAME_MAX = 10  # the namespace is f"{lab}-{node}": short enough to read in `ip netns list`
+MTU_MIN, MTU_MAX = 68, 65535  # IPv4's minimum MTU; the largest value a veth accepts
+DEFAULT_POOLS = {"ipv4_lan": "10.0.0.0/16", "ipv4_p2p": "10.255.0.0/16", "ipv6": "fd00:6e73::/48"}
+
+_LAB_RE = re.compile(r"[a-z][a-z0-9-]*")
+_NODE_RE = re.compile(r"[a-z][a-z0-9-]*")
+_IMPLICIT_RE = re.compile(r"lan[0-9]+")  # names of the switches that join 3+-endpoint links
+
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPIface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+@functools.lru_cache(maxsize=65536)
+def natural_key(name: str) -> tuple[tuple[str, int], ...]:
+    """Sort key that puts h2 before h10 (plain string order would not)."""
+    return tuple((text, int(num) if num else -1) for text, num in re.findall(r"(\D*)(\d*)", name) if text or num)
+
+
+# --- the model --------------------------------------------------------------------------------------------
+# Mutable dataclasses so the Python builder API can grow them; `lines` remembers where each field was
+# written in the file (empty for topologies built in Python), and is ignored by == and repr.
+
+
+@dataclass
+class Node:
+    name: str
+    kind: str = "host"
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class Endpoint:
+    node: str
+    ifname: str | None = None
+    ipv4: str | None = None  # CIDR, or a bare address when the link has a `prefix`
+    ipv6: str | None = None
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """`"db"` or `"db:eth1"` (node, then an explicit interface name)."""
+        node, sep, ifname = text.partition(":")
+        return cls(node=node, ifname=ifname if sep else None)
+
+
+@dataclass
+class Link:
+    endpoints: list[Endpoint]
+    mtu: int | None = None
+    prefix: str | None = None  # explicit IPv4 subnet of the segment this link belongs to
+    prefix6: str | None = None  # explicit IPv6 subnet
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class Pools:
+    ipv4_lan: str = DEFAULT_POOLS["ipv4_lan"]
+    ipv4_p2p: str = DEFAULT_POOLS["ipv4_p2p"]
+    ipv6: str = DEFAULT_POOLS["ipv6"]
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class Topology:
+    name: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+    routing: str = "auto"
+    pools: Pools = field(default_factory=Pools)
+    source: str = field(default="<python>", compare=False)
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    # Builder API: the Python spelling of the file, checked by the same rules (validate / make_plan).
+    @classmethod
+    def new(cls, name: str, *, routing: str = "auto", pools: Pools | None = None) -> Topology:
+        topo = cls(name=name, routing=routing, pools=pools or Pools())
+        _Checker(topo).lab()
+        return topo
+
+    def add_node(self, name: str, kind: str = "host") -> Node:
+        if name in self.nodes:
+            self.fail(f"nodes.{name}", f"duplicate node {name!r}", "give each node a unique name")
+        node = Node(name, kind)
+        self.nodes[name] = node
+        _Checker(self).node(name, node)
+        return node
+
+    def add_link(
+        self,
+        *endpoints: str | Endpoint,
+        mtu: int | None = None,
+        prefix: str | None = None,
+        prefix6: str | None = None,
+    ) -> Link:
+        eps = [Endpoint.parse(e) if isinstance(e, str) else e for e in endpoints]
+        link = Link(eps, mtu=mtu, prefix=prefix, prefix6=prefix6)
+        self.links.append(link)
+        return link
+
+    def validate(self) -> Topology:
+        """Check everything, including what only planning finds (L2 loops, address clashes, pool room)."""
+        from .addressing import assign  # late: addressing builds on this module
+
+        self.check()
+        assign(self)
+        return self
+
+    def check(self) -> None:
+        """The per-field rules (cheap); `validate` adds the whole-topology ones."""
+        _Checker(self).all()
+
+    def where(self, path: str, line: int | None) -> str:
+        return f"{self.source}:{line}: {path}" if line else f"{self.source}: {path}"
+
+    def fail(self, path: str, message: str, hint: str | None = None, line: int | None = None) -> NoReturn:
+        raise UsageError(f"{self.where(path, line)}: {message}", hint)
+
+
+# --- semantic checks (shared by files and the Python API) ------------------------------------------------
+
+
+def _known(names: Iterable[str], limit: int = 12) -> str:
+    names = sorted(names, key=natural_key)
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _closest(word: str, choices: Sequence[str]) -> str | None:
+    match = difflib.get_close_matches(word, choices, n=1)
+    return match[0] if match else None
+
+
+def parse_net(text: object, version: int) -> IPNet:
+    """A subnet in CIDR form, of the given IP version; ValueError says why not."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected a CIDR string, got {text!r}")
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            fixed = ipaddress.ip_network(text, strict=False)
+            raise ValueError(f"{text!r} has host bits set (did you mean {fixed}?)") from None
+        raise ValueError(f"{text!r} is not a valid CIDR subnet") from None
+    if net.version != version:
+        raise ValueError(f"{text!r} is IPv{net.version}, expected an IPv{version} subnet")
+    return net
+
+
+class _Checker:
+    def __init__(self, topo: Topology) -> None:
+        self.t = topo
+
+    def all(self) -> None:
+        t = self.t
+        self.lab()
+        if t.routing not in ROUTING:
+            t.fail(
+                "routing",
+                f"must be 'auto' or 'none', not {t.routing!r}",
+                "use routing: auto (default routes and router routes) or routing: none",
+                t.lines.get("routing"),
+            )
+        self.pools()
+        if not t.nodes:
+            t.fail(
+                "nodes",
+                "no nodes declared",
+                "declare at least one node, e.g. nodes: {h1: {}}",
+                t.lines.get("nodes"),
+            )
+        for key, node in t.nodes.items():
+            self.node(key, node)
+        ifnames: dict[tuple[str, str], str] = {}
+        for i, link in enumerate(t.links):
+            self.link(i, link, ifnames)
+
+    def lab(self) -> None:
+        t, name = self.t, self.t.name
+        line = t.lines.get("name")
+        if not isinstance(name, str) or not name:
+            t.fail("name", "the lab name is empty", "give the lab a short name, e.g. name: campus", line)
+        if len(name) > LAB_NAME_MAX or not _LAB_RE.fullmatch(name):
+            t.fail(
+                "name",
+                f"invalid lab name {name!r}",
+                f"use 1..{LAB_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter "
+                f"(it prefixes every namespace name)",
+                line,
+            )
+
+    def pools(self) -> None:
+        t, pools = self.t, self.t.pools
+        nets: dict[str, IPNet] = {}
+        for key, version, longest in (("ipv4_lan", 4, 24), ("ipv4_p2p", 4, 30), ("ipv6", 6, 64)):
+            line = pools.lines.get(key)
+            try:
+                net = parse_net(getattr(pools, key), version)
+            except ValueError as exc:
+                t.fail(
+                    f"pools.{key}",
+                    str(exc),
+                    f"give an IPv{version} subnet such as {DEFAULT_POOLS[key]}",
+                    line,
+                )
+            if net.prefixlen > longest:
+                t.fail(
+                    f"pools.{key}",
+                    f"pool {net} is smaller than one subnet (/{longest})",
+                    f"give a pool of prefix length /{longest} or shorter, e.g. {DEFAULT_POOLS[key]}",
+                    line,
+                )
+            nets[key] = net
+        lan, p2p = nets["ipv4_lan"], nets["ipv4_p2p"]
+        if isinstance(lan, ipaddress.IPv4Network) and isinstance(p2p, ipaddress.IPv4Network) and lan.overlaps(p2p):
+            t.fail(
+                "pools.ipv4_p2p",
+                f"pool {p2p} overlaps pools.ipv4_lan {lan}",
+                "give the two IPv4 pools disjoint ranges, e.g. 10.0.0.0/16 and 10.255.0.0/16",
+                pools.lines.get("ipv4_p2p") or pools.lines.get("ipv4_lan"),
+            )
+
+    def node(self, key: str, node: Node) -> None:
+        t = self.t
+        path = f"nodes.{key}"
+        line = node.lines.get("")
+        if not isinstance(key, str) or len(key) > NODE_NAME_MAX or not _NODE_RE.fullmatch(key):
+            t.fail(
+                path,
+                f"invalid node name {key!r}",
+                f"use 1..{NODE_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter "
+                f"(the namespace is '{t.name}-<node>')",
+                line,
+            )
+        if _IMPLICIT_RE.fullmatch(key):
+            t.fail(
+                path,
+                f"node name {key!r} is reserved",
+                "names lan1, lan2, ... belong to the switches nslab adds for links of 3+ endpoints; rename the node",
+                line,
+            )
+        if node.name != key:
+            t.fail(path, f"node is filed under {key!r} but named {node.name!r}", "make the two agree", line)
+        if node.kind not in KINDS:
+            close = _closest(str(node.kind), KINDS)
+            t.fail(
+                f"{path}.kind",
+                f"unknown kind {node.kind!r}",
+                (f"did you mean {close!r}? " if close else "") + "kind is one of: host, router, switch",
+                node.lines.get("kind", line),
+            )
+
+    def link(self, i: int, link: Link, ifnames: dict[tuple[str, str], str]) -> None:
+        t = self.t
+        path = f"links[{i}]"
+        line = link.lines.get("")
+        if len(link.endpoints) < 2:
+            t.fail(
+                path,
+                f"a link needs at least 2 endpoints, this one has {len(link.endpoints)}",
+                "list two nodes for a point-to-point link, or three or more for a LAN",
+                line,
+            )
+        if link.mtu is not None and (
+            isinstance(link.mtu, bool) or not isinstance(link.mtu, int) or not MTU_MIN <= link.mtu <= MTU_MAX
+        ):
+            t.fail(
+                f"{path}.mtu",
+                f"mtu {link.mtu!r} is not an integer in {MTU_MIN}..{MTU_MAX}",
+                "give a whole number of bytes, e.g. mtu: 1500 or mtu: 9000",
+                link.lines.get("mtu", line),
+            )
+        for key, version in (("prefix", 4), ("prefix6", 6)):
+            value = getattr(link, key)
+            if value is not None:
+                try:
+                    parse_net(value, version)
+                except ValueError as exc:
+                    t.fail(
+                        f"{path}.{key}",
+                        str(exc),
+                        f"give an IPv{version} subnet, e.g. {key}: "
+                        + ("10.9.0.0/24" if version == 4 else "fd00:9::/64"),
+                        link.lines.get(key, line),
+                    )
+        seen: dict[str, int] = {}
+        for j, ep in enumerate(link.endpoints):
+            epath = f"{path}.endpoints[{j}]"
+            eline = ep.lines.get("", line)
+            if ep.node not in t.nodes:
+                close = _closest(ep.node, list(t.nodes))
+                t.fail(
+                    epath,
+                    f"unknown node {ep.node!r}",
+                    (f"did you mean {close!r}? " if close else "")
+                    + f"declare it under nodes: or fix the spelling; known nodes: {_known(t.nodes)}",
+                    ep.lines.get("node", eline),
+                )
+            if ep.node in seen:
+                t.fail(
+                    epath,
+                    f"node {ep.node!r} appears twice in this link (also endpoints[{seen[ep.node]}])",
+                    "a link joins different nodes; remove the repeated endpoint",
+                    eline,
+                )
+            seen[ep.node] = j
+            if ep.ifname is not None:
+                iline = ep.lines.get("ifname", eline)
+                try:
+                    check_ifname(ep.ifname)
+                except UsageError as exc:
+                    t.fail(f"{epath}.ifname", exc.message, exc.hint, iline)
+                other = ifnames.get((ep.node, ep.ifname))
+                if other is not None:
+                    t.fail(
+                        f"{epath}.ifname",
+                        f"node {ep.node!r} already has an interface {ep.ifname!r} ({other})",
+                        "give each interface of a node a unique name",
+                        iline,
+                    )
+                ifnames[(ep.node, ep.ifname)] = epath
+            kind = t.nodes[ep.node].kind
+            for key, version in (("ipv4", 4), ("ipv6", 6)):
+                value = getattr(ep, key)
+                if value is None:
+                    continue
+                aline = ep.lines.get(key, eline)
+                if kind == "switch":
+                    t.fail(
+                        f"{epath}.{key}",
+                        f"switch {ep.node!r} cannot have an address on its port",
+                        "a switch port is a bridge port and carries no address; remove it, or make the "
+                        "node a router or host",
+                        aline,
+                    )
+                try:
+                    parse_iface(value, version, getattr(link, "prefix" if version == 4 else "prefix6"))
+                except ValueError as exc:
+                    t.fail(
+                        f"{epath}.{key}",
+                        str(exc),
+                        "write an address with its prefix length, e.g. "
+                        + ("10.1.2.3/24" if version == 4 else "fd00::5/64"),
+                        aline,
+                    )
+
+
+def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:
+    """An address with its prefix length; a bare address takes the link's `prefix` length."""
+    if not isinstance(text, str):
+        raise ValueError(f"expected an address string, got {text!r}")
+    if "/" not in text and prefix is not None:
+        text = f"{text}/{prefix.split('/')[1]}"
+    if "/" not in text:
+        raise ValueError(f"address {text!r} has no prefix length and the link has no prefix")
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid IPv{version} address in CIDR form") from None
+    if iface.version != version:
+        raise ValueError(f"{text!r} is IPv{iface.version}, expected IPv{version}")
+    net = iface.network
+    if version == 4 and net.prefixlen <= 30 and iface.ip in (net.network_address, net.broadcast_address):
+        raise ValueError(
+            f"{text!r} is the {'network' if iface.ip == net.network_address else 'broadcast'} "
+            f"address of {net}, not a host address"
+        )
+    return iface
+
+
+# --- YAML loading ----------------------------------------------------------------------------------------
+
+TOP_KEYS = ("name", "routing", "pools", "nodes", "links")
+NODE_KEYS = ("kind",)
+LINK_KEYS = ("endpoints", "mtu", "prefix", "prefix6")
+ENDPOINT_KEYS = ("node", "ifname", "ipv4", "ipv6")
+POOL_KEYS = tuple(DEFAULT_POOLS)
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_NULL = "tag:yaml.org,2002:null"
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema (draft 2020-12) of the file; editors and CI can check files with it."""
+    data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("schema.json").read_text())
+    return data
+
+
+def load_file(path: str | Path) -> Topology:
+    """Read and validate a topology file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"{source}: no such topology file", "check the path") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{source}: cannot read: {exc.strerror}", "check the path and its permissions") from None
+    return load_text(text, source)
+
+
+def load_text(text: str, source: str = "<string>") -> Topology:
+    """Parse and validate a topology from YAML text; `source` names it in error messages."""
+    return _Loader(source).load(text).validate()
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if node.tag == _NULL:
+        return "empty"
+    return f"{node.value!r}"
+
+
+class _Loader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node | int, path: str, message: str, hint: str | None = None) -> NoReturn:
+        line = node if isinstance(node, int) else node.start_mark.line + 1
+        prefix = f"{self.source}:{line}: {path}: " if path else f"{self.source}:{line}: "
+        raise UsageError(prefix + message, hint)
+
+    def load(self, text: str) -> Topology:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            what = " ".join(p for p in (exc.context, exc.problem) if p)
+            opened = exc.context_mark.line + 1 if exc.context_mark else line
+            near = f"lines {opened}..{line}" if opened < line else f"line {line}"
+            raise UsageError(
+                f"{self.source}:{line}: YAML syntax error: {what}",
+                f"check indentation, colons, brackets and quoting on {near}",
+            ) from None
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{self.source}:1: YAML error: {exc}", "check the file is YAML") from None
+        if root is None or (root.tag == _NULL and isinstance(root, yaml.ScalarNode)):
+            raise UsageError(
+                f"{self.source}:1: the file is empty",
+                "write a topology: name:, nodes: and links: (see docs/topology.md)",
+            )
+        top = self.mapping(root, "", TOP_KEYS, "top level")
+        for key in ("name", "nodes"):
+            if key not in top:
+                self.fail(
+                    root,
+                    "",
+                    f"missing required key '{key}'",
+                    "a topology needs name: and nodes: (links: is optional)",
+                )
+        topo = Topology(name=self.name(top["name"][1], "name"), source=self.source)
+        topo.lines = {k: v[0].start_mark.line + 1 for k, v in top.items()}
+        if "routing" in top:
+            topo.routing = self.string(top["routing"][1], "routing")
+        if "pools" in top:
+            topo.pools = self.pools(top["pools"][1])
+        topo.nodes = self.nodes(top["nodes"][1])
+        if "links" in top:
+            topo.links = self.links(top["links"][1])
+        return topo
+
+    def mapping(
+        self, node: yaml.Node, path: str, allowed: Sequence[str], what: str, hint: str | None = None
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """A mapping's entries by key, refusing unknown and duplicate keys (safe_load would keep the last)."""
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(
+                node,
+                path,
+                f"{what} must be a mapping (key: value lines), got {_kind(node)}",
+                hint or f"write it as a mapping with keys: {', '.join(allowed)}",
+            )
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:
+            key = self.key(knode, path)
+            kpath = f"{path}.{key}" if path else key
+            if key in out:
+                self.fail(
+                    knode,
+                    kpath,
+                    f"duplicate key {key!r} (first on line {out[key][0].start_mark.line + 1})",
+                    "YAML keeps only one of them; remove or rename one",
+                )
+            if allowed and key not in allowed:
+                close = _closest(key, allowed)
+                self.fail(
+                    knode,
+                    kpath,
+                    f"unknown key {key!r} in {what}",
+                    (f"did you mean {close!r}? " if close else "") + f"allowed keys: {', '.join(allowed)}",
+                )
+            out[key] = (knode, vnode)
+        return out
+
+    def key(self, node: yaml.Node, path: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
+            self.fail(node, path, f"a key must be a plain name, got {_kind(node)}", "use a plain word as key")
+        return str(node.value)
+
+    def string(self, node: yaml.Node, path: str) -> str:
+        # Scalars are taken literally: YAML 1.1 would read `on`/`no` as booleans and `012` as a number.
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
+            self.fail(node, path, f"expected a string, got {_kind(node)}", "give a single value (a word)")
+        return str(node.value)
+
+    def name(self, node: yaml.Node, path: str) -> str:
+        return self.string(node, path)
+
+    def pools(self, node: yaml.Node) -> Pools:
+        entries = self.mapping(node, "pools", POOL_KEYS, "pools")
+        pools = Pools()
+        for key, (knode, vnode) in entries.items():
+            setattr(pools, key, self.string(vnode, f"pools.{key}"))
+            pools.lines[key] = knode.start_mark.line + 1
+        return pools
+
+    def nodes(self, node: yaml.Node) -> dict[str, Node]:
+        entries = self.mapping(node, "nodes", (), "nodes", "one node per line: 'h1: {}' or 'r1: {kind: router}'")
+        out: dict[str, Node] = {}
+        for key, (knode, vnode) in entries.items():
+            path = f"nodes.{key}"
+            n = Node(key)
+            n.lines[""] = knode.start_mark.line + 1
+            if not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL):  # `h1:` means `h1: {}`
+                fields = self.mapping(vnode, path, NODE_KEYS, f"node {key!r}")
+                if "kind" in fields:
+                    n.kind = self.string(fields["kind"][1], f"{path}.kind")
+                    n.lines["kind"] = fields["kind"][1].start_mark.line + 1
+            out[key] = n
+        return out
+
+    def links(self, node: yaml.Node) -> list[Link]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(
+                node,
+                "links",
+                f"links must be a list, got {_kind(node)}",
+                "write one '- [a, b]' line per link",
+            )
+        return [self.link(item, f"links[{i}]") for i, item in enumerate(node.value)]
+
+    def link(self, node: yaml.Node, path: str) -> Link:
+        lines = {"": node.start_mark.line + 1}
+        if isinstance(node, yaml.SequenceNode):
+            eps_node: yaml.Node = node
+            fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        elif isinstance(node, yaml.MappingNode):
+            fields = self.mapping(node, path, LINK_KEYS, "a link")
+            if "endpoints" not in fields:
+                self.fail(
+                    node,
+                    path,
+                    "missing required key 'endpoints'",
+                    "list the nodes the link joins: endpoints: [a, b]",
+                )
+            eps_node = fields["endpoints"][1]
+            for key, (knode, _) in fields.items():
+                lines[key] = knode.start_mark.line + 1
+        else:
+            self.fail(
+                node,
+                path,
+                f"a link must be a list of endpoints or a mapping, got {_kind(node)}",
+                "write [a, b] or {endpoints: [a, b], mtu: 9000}",
+            )
+        if not isinstance(eps_node, yaml.SequenceNode):
+            self.fail(
+                eps_node,
+                f"{path}.endpoints",
+                f"endpoints must be a list, got {_kind(eps_node)}",
+                "write endpoints: [a, b]",
+            )
+        eps = [self.endpoint(e, f"{path}.endpoints[{j}]") for j, e in enumerate(eps_node.value)]
+        link = Link(eps, lines=lines)
+        if "mtu" in fields:
+            vnode = fields["mtu"][1]
+            if not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _INT):
+                self.fail(
+                    vnode,
+                    f"{path}.mtu",
+                    f"mtu must be an integer, got {_kind(vnode)}",
+                    f"give a whole number in {MTU_MIN}..{MTU_MAX}, e.g. mtu: 9000",
+                )
+            link.mtu = int(yaml.constructor.SafeConstructor().construct_yaml_int(vnode))
+        for key in ("prefix", "prefix6"):
+            if key in fields:
+                setattr(link, key, self.string(fields[key][1], f"{path}.{key}"))
+        return link
+
+    def endpoint(self, node: yaml.Node, path: str) -> Endpoint:
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            fields = self.mapping(node, path, ENDPOINT_KEYS, "an endpoint")
+            if "node" not in fields:
+                self.fail(node, path, "missing required key 'node'", "write {node: h1, ifname: eth1}")
+            ep = Endpoint(self.string(fields["node"][1], f"{path}.node"))
+            for key in ("ifname", "ipv4", "ipv6"):
+                if key in fields:
+                    setattr(ep, key, self.string(fields[key][1], f"{path}.{key}"))
+            ep.lines = {key: knode.start_mark.line + 1 for key, (knode, _) in fields.items()}
+        else:
+            ep = Endpoint.parse(self.string(node, path))
+        ep.lines[""] = line
+        return ep
