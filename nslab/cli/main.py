@@ -60,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NslabError as exc:
         print(f"nslab: {exc}", file=sys.stderr)
         return exc.exit_code
+    except PermissionError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"nslab: permission denied{where}\n  hint: nslab changes the kernel's networking: run it as root, "
+              "for example with sudo", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The kernel refused something below the door's own error mapping: say what, without a traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"nslab: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nslab: interrupted", file=sys.stderr)
         return 130
