@@ -1,0 +1,251 @@
+"""Namespaces made by nslab and by iproute2, seen by both; deletion; exec with the namespace's /sys and /etc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import CliResult, NetnsFactory, ip, ip_netns_names, ipj, nslab_subprocess, our_netns_names, wait_for
+
+from nslab.namespace import Namespace
+
+pytestmark = pytest.mark.kernel
+
+Cli = Callable[..., CliResult]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_nslab_namespace_is_an_iproute2_namespace(netns_factory: NetnsFactory) -> None:
+    ns = netns_factory()
+    assert ns.name in ip_netns_names()
+    res = ip(None, "netns", "exec", ns.name, "ip", "-j", "link", "show")
+    import json
+
+    links = json.loads(res.stdout)
+    assert [lk["ifname"] for lk in links] == ["lo"]  # a fresh namespace: only lo, and down
+    assert "UP" not in links[0]["flags"]
+    assert ns.name in Namespace.list()
+
+
+def test_iproute2_namespace_is_listed_usable_and_deletable(netns_factory: NetnsFactory, cli: Cli) -> None:
+    name = netns_factory.reserve()
+    ip(None, "netns", "add", name)
+    assert name in Namespace.list()
+    res = cli("--json", "ns", "list")
+    assert res.rc == 0 and {"name": name} in res.json()
+    res = cli("ns", "list")
+    assert name in res.out.split()
+
+    assert cli("-n", name, "link", "set", "lo", "up").rc == 0
+    (lo,) = ipj(name, "link", "show", "lo")
+    assert "UP" in lo["flags"]
+
+    res = cli("ns", "del", name)
+    assert res.rc == 0, res.err
+    assert name not in ip_netns_names()
+    assert not os.path.lexists(f"/run/netns/{name}")
+    assert name not in Namespace.list()
+
+
+def test_delete_kills_processes_inside(netns_factory: NetnsFactory) -> None:
+    ns = netns_factory()
+    other = netns_factory()
+    proc = ns.popen(["sleep", "1000"])
+    bystander = other.popen(["sleep", "1000"])
+    try:
+        oracle = {int(p) for p in ip(None, "netns", "pids", ns.name).stdout.split()}
+        assert proc.pid in oracle
+        assert proc.pid in ns.pids()
+        assert set(ns.pids()) == oracle
+        ns.delete()
+        assert proc.wait(timeout=5) in (-signal.SIGTERM, -signal.SIGKILL)
+        assert _gone(proc.pid)
+        assert ns.name not in ip_netns_names()
+        assert bystander.poll() is None, "a process in another namespace was killed"
+    finally:
+        for p in (proc, bystander):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_cli_ns_del_kills_processes_and_ns_pids_matches_ip(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    proc = ns.popen(["sleep", "1000"])
+    try:
+        ns.close()  # only the process keeps it alive now
+        res = cli("--json", "ns", "pids", ns.name)
+        assert res.rc == 0, res.err
+        oracle = sorted(int(p) for p in ip(None, "netns", "pids", ns.name).stdout.split())
+        assert res.json() == oracle and proc.pid in oracle
+        res = cli("ns", "pids", ns.name)
+        assert [int(x) for x in res.out.split()] == oracle
+
+        res = cli("ns", "del", ns.name)
+        assert res.rc == 0, res.err
+        assert proc.wait(timeout=5) < 0
+        assert ns.name not in ip_netns_names()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_ns_del_no_kill_leaves_process(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    proc = ns.popen(["sleep", "1000"])
+    try:
+        ns.close()
+        assert cli("ns", "del", "--no-kill", ns.name).rc == 0
+        assert ns.name not in ip_netns_names()
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def etc_netns_hosts(netns_factory: NetnsFactory) -> Iterator[tuple[Namespace, str]]:
+    ns = netns_factory()
+    made_top = not os.path.exists("/etc/netns")
+    d = f"/etc/netns/{ns.name}"
+    os.makedirs(d)
+    text = f"10.9.8.7 only-in-{ns.name}\n"
+    with open(f"{d}/hosts", "w") as f:
+        f.write(text)
+    try:
+        yield ns, text
+    finally:
+        shutil.rmtree(d)
+        if made_top and not os.listdir("/etc/netns"):
+            os.rmdir("/etc/netns")
+
+
+def test_ns_exec_sees_own_sys_and_etc_netns(etc_netns_hosts: tuple[Namespace, str]) -> None:
+    ns, text = etc_netns_hosts
+    assert ns.name is not None
+    ns.add_bridge("nsbr0")
+    with open("/etc/hosts") as f:
+        host_hosts = f.read()
+
+    res = nslab_subprocess(["ns", "exec", ns.name, "--", "ls", "/sys/class/net"])
+    assert res.returncode == 0, res.stderr
+    inside = set(res.stdout.split())
+    assert inside == {lk["ifname"] for lk in ipj(ns.name, "link", "show")} == {"lo", "nsbr0"}
+
+    res = nslab_subprocess(["ns", "exec", ns.name, "--", "cat", "/sys/class/net/nsbr0/ifindex"])
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) == ipj(ns.name, "link", "show", "nsbr0")[0]["ifindex"]
+
+    res = nslab_subprocess(["ns", "exec", ns.name, "--", "cat", "/etc/hosts"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == text
+
+    # nothing leaked back to the host's mount namespace
+    assert not os.path.exists("/sys/class/net/nsbr0")
+    with open("/etc/hosts") as f:
+        assert f.read() == host_hosts
+
+
+def test_ns_exec_exit_status_and_missing_command(netns_factory: NetnsFactory) -> None:
+    ns = netns_factory()
+    assert ns.name is not None
+    assert nslab_subprocess(["ns", "exec", ns.name, "--", "sh", "-c", "exit 7"]).returncode == 7
+    res = nslab_subprocess(["ns", "exec", ns.name, "--", "no-such-program-xyz"])
+    assert res.returncode == 2 and "no-such-program-xyz" in res.stderr
+
+
+def test_add_existing_name_is_exit_2(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    before = our_netns_names()
+    res = cli("ns", "add", ns.name)
+    assert res.rc == 2
+    assert "already exists" in res.err and ns.name in res.err and "hint:" in res.err
+    assert our_netns_names() == before
+    # the namespace itself is intact and still usable
+    ns.link("lo").up()
+    assert "UP" in ipj(ns.name, "link", "show", "lo")[0]["flags"]
+
+
+def test_cli_ns_add_then_del(netns_factory: NetnsFactory, cli: Cli) -> None:
+    name = netns_factory.reserve()
+    assert cli("ns", "add", name).rc == 0
+    assert name in ip_netns_names()
+    (lo,) = ipj(name, "link", "show")
+    assert lo["ifname"] == "lo" and "UP" not in lo["flags"]
+    assert cli("ns", "del", name).rc == 0
+    assert wait_for(lambda: name not in ip_netns_names())
+
+
+@pytest.mark.parametrize("argv", [
+    ["-n", "{typo}", "link", "show"],
+    ["-n", "{typo}", "link", "set", "lo", "up"],
+    ["link", "show", "-n", "{typo}"],
+    ["-n", "{typo}", "addr", "add", "10.0.0.1/24", "dev", "lo"],
+    ["-n", "{typo}", "route", "add", "10.1.0.0/24", "dev", "lo"],
+    ["-n", "{typo}", "link", "add", "br9", "type", "bridge"],
+    ["ns", "pids", "{typo}"],
+    ["ns", "del", "{typo}"],
+])
+def test_mistyped_namespace_is_never_created(netns_factory: NetnsFactory, cli: Cli, argv: list[str]) -> None:
+    typo = netns_factory.reserve()  # booked, never made: cleanup would catch it if nslab made it
+    before = our_netns_names()
+    res = cli(*[a.replace("{typo}", typo) for a in argv])
+    assert res.rc == 2
+    assert typo in res.err and "does not exist" in res.err
+    assert our_netns_names() == before and typo not in ip_netns_names()
+    assert not os.path.lexists(f"/run/netns/{typo}")
+
+
+def test_mistyped_namespace_in_exec_and_netns_move(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    ns.add_bridge("br0")
+    typo = netns_factory.reserve()
+    before = our_netns_names()
+    res = cli("-n", ns.name, "link", "set", "br0", "up", "netns", typo)
+    assert res.rc == 2 and typo in res.err
+    assert "UP" not in ipj(ns.name, "link", "show", "br0")[0]["flags"]  # nothing half-done
+    res2 = nslab_subprocess(["ns", "exec", typo, "--", "true"])
+    assert res2.returncode == 2 and typo in res2.stderr
+    assert our_netns_names() == before and typo not in ip_netns_names()
+
+
+def test_ns_del_with_one_unknown_name_deletes_nothing(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    typo = netns_factory.reserve()
+    res = cli("ns", "del", ns.name, typo)
+    assert res.rc == 2 and typo in res.err
+    assert ns.name in ip_netns_names()
+
+
+def test_context_manager_deletes(netns_factory: NetnsFactory) -> None:
+    name = netns_factory.reserve()
+    with Namespace.create(name) as ns:
+        proc = ns.popen(["sleep", "1000"])
+        assert name in ip_netns_names()
+    try:
+        assert name not in ip_netns_names()
+        assert proc.wait(timeout=5) < 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_open_attaches_without_deleting(netns_factory: NetnsFactory) -> None:
+    name = netns_factory.reserve()
+    ip(None, "netns", "add", name)
+    with Namespace.open(name) as ns:
+        ns.link("lo").up()
+    assert name in ip_netns_names()
+    assert "UP" in ipj(name, "link", "show", "lo")[0]["flags"]
