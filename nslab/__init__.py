@@ -6,9 +6,28 @@
         ns.run(["ping", "-c1", "127.0.0.1"])
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .errors import NslabError, UsageError
-from .lab.lab import Lab
-from .namespace import LinkHandle, Namespace
+
+if TYPE_CHECKING:
+    from .lab.lab import Lab
+    from .namespace import LinkHandle, Namespace
 
 __version__ = "0.1.0"
 __all__ = ["Lab", "LinkHandle", "Namespace", "NslabError", "UsageError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a child that only needs the kernel door (run_full) should not pay for labs.
+    if name in ("Namespace", "LinkHandle"):
+        from . import namespace
+
+        return getattr(namespace, name)
+    if name == "Lab":
+        from .lab.lab import Lab
+
+        return Lab
+    raise AttributeError(f"module 'nslab' has no attribute {name!r}")

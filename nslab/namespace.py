@@ -203,12 +203,21 @@ class Namespace:
         return res
 
     def run_full(self, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """Run like `ip netns exec`: the program also sees the namespace's own /sys and /etc/netns files."""
+        """Run like `ip netns exec`: the program also sees the namespace's own /sys and /etc/netns files.
+
+        Uses iproute2's `ip netns exec` when installed (about 2 ms), else nslab's own `ns exec`
+        in a fresh Python (tens of ms).
+        """
+        import shutil
         import sys
 
         if self.name is None:
             return subprocess.run(list(argv), **kwargs)
-        cmd = [sys.executable, "-m", "nslab", "ns", "exec", self.name, "--", *argv]
+        ip = shutil.which("ip")
+        if ip:
+            cmd = [ip, "netns", "exec", self.name, *argv]
+        else:
+            cmd = [sys.executable, "-m", "nslab", "ns", "exec", self.name, "--", *argv]
         return subprocess.run(cmd, **kwargs)
 
 

@@ -432,9 +432,13 @@ class Rtnl:
         return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, payload, f"cannot create {kind} {name!r}", name)
 
     @staticmethod
-    def veth_peer(peer: str, *, netns_fd: int | None = None, mtu: int | None = None, up: bool = False,
+    def veth_peer(peer: str, *, netns_fd: int | None = None, mtu: int | None = None,
                   address: bytes | None = None, index: int = 0) -> bytes:
-        """IFLA_INFO_DATA for a veth: the peer, optionally created straight inside another namespace."""
+        """IFLA_INFO_DATA for a veth: the peer, optionally created straight inside another namespace.
+
+        No `up` here: the kernel refuses to open a peer before the pair exists (veth_open: ENOTCONN),
+        so the peer is brought up by a second request.
+        """
         check_ifname(peer, "peer name")
         attrs = attr_str(IFLA_IFNAME, peer)
         if netns_fd is not None:
@@ -443,8 +447,7 @@ class Rtnl:
             attrs += attr_u32(IFLA_MTU, mtu)
         if address is not None:
             attrs += attr(IFLA_ADDRESS, address)
-        flags = IFF_UP if up else 0
-        return nested(VETH_INFO_PEER, _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, flags) + attrs)
+        return nested(VETH_INFO_PEER, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + attrs)
 
     @staticmethod
     def vxlan_data(vni: int, *, remote: str | None = None, group: str | None = None, local: str | None = None,
