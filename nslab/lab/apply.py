@@ -48,10 +48,15 @@ class Layout:
 
 
 def _sysctls(forwarding: bool) -> list[tuple[str, str]]:
-    # Only routers need any: lab addresses are added with nodad, so DAD settings do not matter,
-    # and every sysctl write is a /proc open that costs as much as a netlink request.
+    """Only routers need any (each write is a /proc open, as dear as a netlink request).
+
+    Forwarding, and no DAD: a router resolving a next hop for a forwarded packet sends its neighbour
+    solicitation from its link-local address, which stays tentative for a second or two otherwise,
+    so the first packets through a fresh router would be lost. Lab addresses are added with nodad.
+    """
     if forwarding:
-        return [("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1")]
+        return [("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv6.conf.default.accept_dad", "0"), ("net.ipv6.conf.all.accept_dad", "0")]
     return []
 
 
