@@ -147,8 +147,14 @@ class Namespace:
         return LinkHandle(self, name)
 
     def add_tap(self, name: str) -> LinkHandle:
+        from .errors import ExistsError
         from .kernel.tuntap import create_tap
 
+        # TUNSETIFF would attach to some existing devices of that name instead of refusing.
+        if any(lk.ifname == name for lk in self.rtnl.links()):
+            where = f" in namespace {self.name!r}" if self.name else ""
+            raise ExistsError(f"cannot create tap {name!r}{where}: a device of that name exists",
+                              "pick another name or delete it first")
         if self.name is None:
             create_tap(name)
         else:

@@ -160,24 +160,20 @@ def test_kernel_refusals_are_exit_1_with_reason(lab: Namespace, cli: Cli) -> Non
     res = cli("-n", n, "link", "del", "lo")
     assert res.rc == 1 and "'lo'" in res.err and "Operation not supported" in res.err
     assert "Traceback" not in res.err
-    res = cli("-n", n, "link", "set", "v0", "master", "v1")  # v1 is no bridge
-    assert res.rc == 1 and "'v0'" in res.err and "Operation not supported" in res.err
+    res = cli("-n", n, "link", "set", "v0", "master", "v1")  # v1 is no bridge: caught before the kernel
+    assert res.rc == 2 and "v0" in res.err and "master must be a bridge" in res.err
     assert "master" not in ipj(n, "link", "show", "v0")[0]
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="BUG: nslab/cli/link.py:148 reads the word 'id' as the VNI, so a "
-                   "malformed vxlan remote is never reached (see test_links_oracle BUG_WORDS)")
 def test_vxlan_malformed_remote_is_exit_2(lab: Namespace, cli: Cli) -> None:
     _usage(cli("-n", _name(lab), "link", "add", "vx0", "type", "vxlan", "id", "5", "remote", "1.2.3"), "1.2.3")
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason="BUG: nslab/kernel/rtnl.py error_for(): EOPNOTSUPP on any RTM_NEWLINK, "
-                   "link *set* included, gets the hint 'this kernel lacks that link type'")
 def test_enslave_to_non_bridge_hint_is_not_about_link_types(lab: Namespace, cli: Cli) -> None:
     res = cli("-n", _name(lab), "link", "set", "v0", "master", "v1")
-    assert res.rc == 1 and "lacks that link type" not in res.err
+    assert res.rc == 2 and "lacks that link type" not in res.err
 
 
 @pytest.mark.kernel
@@ -207,22 +203,19 @@ def test_move_to_unknown_namespace_changes_nothing(lab: Namespace, cli: Cli,
     assert _state(lab) == before and our_netns_names() == names and typo not in ip_netns_names()
 
 
-HALF = "BUG (half-done): nslab/cli/link.py set_() sends up/mtu/address/master as one RTM_NEWLINK and the move "\
-       "as a second; the kernel applies attributes in order and stops at the first refusal, so earlier " \
-       "changes stay. Fix: validate (master is a bridge, name free in target ns) or snapshot and roll back."
+# Half-done changes: the kernel applies a request's attributes in order and keeps what it did before a
+# refusal, so `link set` checks what it can first and restores the device's prior state on a refusal.
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=HALF)
 def test_refused_master_leaves_link_down(lab: Namespace, cli: Cli) -> None:
     before = _state(lab)
     res = cli("-n", _name(lab), "link", "set", "v0", "up", "master", "v1")
-    assert res.rc == 1
+    assert res.rc == 2
     assert _state(lab) == before
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=HALF)
 def test_refused_mtu_leaves_address_unchanged(lab: Namespace, cli: Cli) -> None:
     lab.add_macvlan("mv0", "v0")  # a macvlan's mtu may not exceed its lower device's (1500)
     before = _state(lab)
@@ -232,7 +225,6 @@ def test_refused_mtu_leaves_address_unchanged(lab: Namespace, cli: Cli) -> None:
 
 
 @pytest.mark.kernel
-@pytest.mark.xfail(strict=True, reason=HALF)
 def test_refused_move_leaves_mtu_unchanged(lab: Namespace, cli: Cli, netns_factory: NetnsFactory) -> None:
     other = netns_factory()
     other.add_bridge("v0")  # the name is taken there

@@ -142,11 +142,7 @@ def test_vxlan_api(netns_factory: NetnsFactory, args: list[str], want: dict[str,
     _check_vxlan(a, want)
 
 
-BUG_WORDS = ("BUG: nslab/cli/link.py:128/148/151 build Words([key, value]) and call .integer(key, ...), which "
-             "reads the key itself as the value: every 'link add ... id N|dstport P|mtu N' is refused")
 
-
-@pytest.mark.xfail(strict=True, reason=BUG_WORDS)
 @pytest.mark.parametrize(("args", "want"), VXLAN_CASES)
 def test_vxlan_cli(netns_factory: NetnsFactory, cli: Cli, args: list[str], want: dict[str, Any]) -> None:
     a = netns_factory()
@@ -156,7 +152,6 @@ def test_vxlan_cli(netns_factory: NetnsFactory, cli: Cli, args: list[str], want:
     _check_vxlan(a, want)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_WORDS)
 @pytest.mark.parametrize("kind", [["veth", "peer", "x1"], ["bridge"]])
 def test_link_add_with_mtu_cli(netns_factory: NetnsFactory, cli: Cli, kind: list[str]) -> None:
     a = netns_factory()

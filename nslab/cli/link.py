@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 
-from ..errors import UsageError
+from ..errors import NslabError, UsageError
 from ..kernel import netns
-from ..kernel.rtnl import Request, Rtnl, parse_mac
+from ..kernel.rtnl import Rtnl, parse_mac
+from ..model import Link
 from ..names import check_ifname
 from .common import Words, object_parser, target_ns, verb_parser
 from .main import emit_json
@@ -83,24 +85,44 @@ def set_(args: argparse.Namespace) -> int:
             kw["alias"] = w.value("alias", "text")
         else:
             raise w.unknown(word, SET_WORDS)
-    index = ns.rtnl.index(args.dev)
-    reqs: list[Request] = []
+    before = ns.rtnl.link(args.dev)
+    if kw.get("master"):
+        kind = next((lk.kind for lk in ns.rtnl.links() if lk.ifindex == kw["master"]), None)
+        if kind != "bridge":
+            raise UsageError(f"link set {args.dev}: master must be a bridge, and it is a {kind or 'plain'} device",
+                             "name a bridge (create one with 'nslab link add NAME type bridge')")
     fd = None
     try:
         if target_netns is not None:
             fd = netns.open_fd(target_netns)
-        # Moving to another namespace goes last: the other changes apply here first.
-        move = {"netns_fd": fd} if fd is not None else {}
-        if kw:
-            reqs.append(Rtnl.req_set_link(index, args.dev, **kw))  # type: ignore[arg-type]
-        if move:
-            reqs.append(Rtnl.req_set_link(index, args.dev, netns_fd=fd))
-        for req in reqs:
-            ns.rtnl.do(req)
+            with Rtnl.open(target_netns) as other:
+                if any(lk.ifname == args.dev for lk in other.links()):
+                    raise UsageError(f"link set {args.dev}: a device named {args.dev!r} already exists in "
+                                     f"namespace {target_netns!r}",
+                                     "rename it first with 'name NEWNAME', or pick another namespace")
+        try:
+            if kw:
+                ns.rtnl.do(Rtnl.req_set_link(before.ifindex, args.dev, **kw))  # type: ignore[arg-type]
+            # Moving to another namespace goes last: the other changes apply here first.
+            if fd is not None:
+                ns.rtnl.do(Rtnl.req_set_link(before.ifindex, args.dev, netns_fd=fd))
+        except BaseException:
+            _restore(ns.rtnl, before)
+            raise
     finally:
         if fd is not None:
             os.close(fd)
     return 0
+
+
+def _restore(rtnl: Rtnl, before: Link) -> None:
+    """The kernel applies a request's parts in turn and keeps what it did before a refusal: undo it."""
+    with contextlib.suppress(NslabError):
+        rtnl.do(Rtnl.req_set_link(
+            before.ifindex, before.ifname, up="UP" in before.flags, mtu=before.mtu,
+            master=before.master_index or 0,
+            address=parse_mac(before.address) if before.address and before.link_type == "ether" else None,
+        ))
 
 
 def add(args: argparse.Namespace) -> int:
@@ -125,7 +147,7 @@ def add(args: argparse.Namespace) -> int:
         raise w.unknown(kind, KINDS)
     mtu = None
     if "mtu" in opts:
-        mtu = Words(["mtu", opts["mtu"]], f"link add {args.name}").integer("mtu", "bytes", 68, 65535)
+        mtu = Words([opts["mtu"]], f"link add {args.name}").integer("mtu", "bytes", 68, 65535)
     allowed = {
         "veth": {"peer", "peer-netns", "mtu"}, "bridge": {"mtu"}, "tap": {"mtu"},
         "vxlan": {"id", "remote", "group", "local", "dev", "dstport", "mtu"}, "macvlan": {"link", "mode", "mtu"},
@@ -145,10 +167,10 @@ def add(args: argparse.Namespace) -> int:
     elif kind == "vxlan":
         if "id" not in opts:
             raise UsageError(f"link add {args.name}: a vxlan needs an id", "add 'id VNI' (0-16777215)")
-        vni = Words(["id", opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
+        vni = Words([opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
         port = 4789
         if "dstport" in opts:
-            port = Words(["dstport", opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
+            port = Words([opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
         ns.add_vxlan(args.name, vni, remote=opts.get("remote"), group=opts.get("group"), local=opts.get("local"),
                      dev=opts.get("dev"), port=port)
     elif kind == "macvlan":

@@ -290,7 +290,7 @@ def error_for(req: Request, exc: NetlinkError, netns_name: str | None) -> NslabE
         return PermissionDenied(text, "run as root (CAP_NET_ADMIN is needed)")
     if exc.code == errno.ENODEV:
         return NotFoundError(text, "check the device name with 'nslab link show'")
-    if exc.code == errno.EOPNOTSUPP and req.kind == RTM_NEWLINK:
+    if exc.code == errno.EOPNOTSUPP and req.kind == RTM_NEWLINK and req.flags & NLM_F_CREATE:
         return KernelError(text, exc.code, "this kernel lacks that link type (see 'nslab features')")
     return KernelError(text, exc.code)
 
