@@ -66,6 +66,9 @@ def format_ip(version: int, ip: int) -> str:
     return ":".join(hexes[:best]) + "::" + ":".join(hexes[best + best_len :])
 
 
+MAX_BRIDGE_PORTS = 1023
+
+
 @dataclass
 class Port:
     """One interface of one node (one end of a veth)."""
@@ -134,6 +137,7 @@ class _Assigner:
     # -- steps ------------------------------------------------------------------------------------------
     def run(self) -> Addressing:
         ports, veths, nodes = self.expand()
+        self.check_port_counts(ports)
         segments = self.segments(veths)
         self.explicit(segments)
         self.allocate(segments)
@@ -180,6 +184,22 @@ class _Assigner:
                 ports.append(b)
                 veths.append((a, b))
         return ports, veths, nodes
+
+    def check_port_counts(self, ports: list[Port]) -> None:
+        """A Linux bridge numbers its ports in 10 bits, port 0 reserved: at most 1023 (BR_MAX_PORTS)."""
+        counts: dict[str, int] = {}
+        for p in ports:
+            if p.kind == "switch":
+                counts[p.node] = counts.get(p.node, 0) + 1
+        for sw, n in counts.items():
+            if n > MAX_BRIDGE_PORTS:
+                node = self.t.nodes.get(sw)
+                self.t.fail(
+                    f"nodes.{sw}" if node else "links",
+                    f"switch {sw!r} would have {n} ports; a Linux bridge takes at most {MAX_BRIDGE_PORTS}",
+                    "spread the hosts over several switches (e.g. --topo tree,2,100 or leafspine,S,L,H)",
+                    node.lines.get("name") if node else None,
+                )
 
     def join_switches(self, a: str, b: str, i: int) -> None:
         ra, rb = self.find(a), self.find(b)

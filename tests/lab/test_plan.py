@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 from pathlib import Path
 
 import pytest
@@ -356,15 +355,19 @@ def test_builtin_bad_args(arg: str, message: str) -> None:
     assert info.value.hint
 
 
-def test_single_10000_is_fast() -> None:
-    # CPU time, not wall time: other test workers share the machine
-    t0 = time.process_time()
-    plan = make_plan(parse_topo_arg("single,10000"))
-    elapsed = time.process_time() - t0
-    assert len(plan.nodes) == 10001 and len(plan.links) == 10000
+def test_single_over_the_bridge_port_limit_is_refused() -> None:
+    # A Linux bridge numbers ports in 10 bits (port 0 reserved): single,1024 cannot exist.
+    assert len(make_plan(parse_topo_arg("single,1023")).links) == 1023
+    with pytest.raises(UsageError, match=r"nodes\.s1: switch 's1' would have 1024 ports.*at most 1023"):
+        make_plan(parse_topo_arg("single,1024"))
+
+
+def test_ten_thousand_hosts_plan() -> None:
+    # (Planning speed is measured in bench/bench_lab.py, not asserted here.)
+    plan = make_plan(parse_topo_arg("tree,2,100"))
+    assert len(plan.nodes) == 10101 and len(plan.links) == 10100
     assert plan.segments[0].ipv4 == "10.0.0.0/18"  # grown past /24 to fit 10000 hosts
     assert plan.primary_ipv4("h10000") == "10.0.39.16"
-    assert elapsed < 1.0, f"single,10000 took {elapsed:.2f}s"
 
 
 def test_plan_validates_python_topologies() -> None:
