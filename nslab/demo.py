@@ -145,7 +145,7 @@ def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:
             for node in lab.nodes:
                 if node.kind == "host":
                     n.say(f"  {node.name:<4} {node.kind:<7} {', '.join(node.addresses)}")
-            n.title("Every host reaches every other host, through one or two routers")
+            n.title("Every host reaches every other host, across the ring of routers")
             hosts = [x.name for x in lab.nodes if x.kind == "host"]
             for a in hosts:
                 for b in hosts:
