@@ -305,15 +305,6 @@ def inode(name: str) -> tuple[int, int]:
 
 def pids(name: str) -> list[int]:
     """Processes whose network namespace is NAME (walks /proc, as `ip netns pids`)."""
-    want = inode(name)
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = os.stat(f"/proc/{entry}/ns/net")
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == want:
-            out.append(int(entry))
-    return sorted(out)
+    from .procs import pids_in
+
+    return sorted(pids_in([inode(name)]))
