@@ -1,0 +1,252 @@
+"""kill -9 of a real `nslab lab up` at random moments, then `lab down` / `lab cleanup` must leave nothing.
+
+Each trial uses a fresh lab name (`t` + 6 hex digits). What a kill left behind is printed (run with -s to
+see how the kills spread over the phases of `up`). Cleanup must also never touch a namespace without
+nslab's marker, nor one whose marker names another namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import REPO, ROOT_REASON, is_root
+
+from nslab.kernel import bulk
+from nslab.lab import state as st
+
+pytestmark = pytest.mark.kernel
+if not is_root():
+    print(f"test_lab_crash: skipped: {ROOT_REASON}", file=sys.stderr)
+    pytestmark = [pytest.mark.kernel, pytest.mark.skip(reason=ROOT_REASON)]
+
+NETNS_DIR = "/run/netns"
+HOSTS = 40
+MADE: list[str] = []
+
+
+def new_name() -> str:
+    name = "t" + secrets.token_hex(3)
+    MADE.append(name)
+    return name
+
+
+def nslab(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nslab", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def entries(lab: str) -> list[str]:
+    """Everything under /run/netns named for LAB (namespaces, and stale files that are no mount)."""
+    try:
+        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(f"{lab}-"))
+    except FileNotFoundError:
+        return []
+
+
+def mounted(lab: str) -> list[str]:
+    """Mount points of LAB's namespaces, from /proc/self/mountinfo (field 5 is the mount point)."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return sorted(p for p in points if p.startswith(f"{NETNS_DIR}/{lab}-"))
+
+
+def ip_netns_list(lab: str) -> list[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return sorted(e["name"] for e in json.loads(out or "[]") if e["name"].startswith(f"{lab}-"))
+
+
+def netns_inodes(lab: str) -> set[tuple[int, int]]:
+    out = set()
+    for n in entries(lab):
+        try:
+            s = os.stat(os.path.join(NETNS_DIR, n))
+        except OSError:
+            continue
+        if os.path.ismount(os.path.join(NETNS_DIR, n)):
+            out.add((s.st_dev, s.st_ino))
+    return out
+
+
+def pids_in(inodes: set[tuple[int, int]]) -> list[int]:
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            s = os.stat(f"/proc/{e}/ns/net")
+        except OSError:
+            continue
+        if (s.st_dev, s.st_ino) in inodes:
+            out.append(int(e))
+    return out
+
+
+def state_file(lab: str) -> str:
+    return os.path.join(st.STATE_DIR, f"{lab}.json")
+
+
+def stale_files(lab: str) -> list[str]:
+    return [n for n in entries(lab) if not os.path.ismount(os.path.join(NETNS_DIR, n))]
+
+
+def force_remove(lab: str) -> None:
+    assert re.fullmatch(r"t[0-9a-f]{6}", lab), lab
+    for n in entries(lab):
+        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+        if os.path.lexists(os.path.join(NETNS_DIR, n)):
+            os.unlink(os.path.join(NETNS_DIR, n))
+    st.remove(lab)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_lab_left() -> Iterator[None]:
+    yield
+    left = {lab: entries(lab) + ([state_file(lab)] if os.path.exists(state_file(lab)) else []) for lab in MADE}
+    left = {k: v for k, v in left.items() if v}
+    for lab in MADE:
+        force_remove(lab)
+    assert not left, f"LEAK: namespaces/state of crash-test labs survived: {left}"
+
+
+@pytest.fixture
+def lab_names() -> Iterator[list[str]]:
+    if not is_root():
+        pytest.skip(ROOT_REASON)
+    names: list[str] = []
+    try:
+        yield names
+    finally:
+        for n in names:
+            if os.path.exists(state_file(n)):
+                nslab("lab", "down", n)
+            force_remove(n)
+
+
+@pytest.fixture(scope="module")
+def up_seconds() -> float:
+    """Wall time of a whole `python -m nslab lab up --topo single,40` (interpreter start included)."""
+    if not is_root():
+        pytest.skip(ROOT_REASON)
+    name = new_name()
+    t0 = time.perf_counter()
+    r = nslab("lab", "up", "--topo", f"single,{HOSTS}", "--name", name)
+    took = time.perf_counter() - t0
+    try:
+        assert r.returncode == 0, r.stderr
+    finally:
+        assert nslab("lab", "down", name).returncode == 0
+    print(f"\nup of single,{HOSTS} in a fresh process: {took:.3f} s")
+    return took
+
+
+def kill_up_at(name: str, delay: float) -> tuple[int, bool]:
+    """Start `lab up`, kill -9 it after DELAY s; returns (entries left, whether up had finished)."""
+    p = subprocess.Popen([sys.executable, "-m", "nslab", "lab", "up", "--topo", f"single,{HOSTS}",
+                          "--name", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    time.sleep(delay)
+    p.kill()
+    rc = p.wait()
+    return len(entries(name)), rc == 0
+
+
+def assert_gone(name: str, inodes: set[tuple[int, int]]) -> None:
+    assert ip_netns_list(name) == [], f"namespaces of {name} remain"
+    assert mounted(name) == [], f"mounts of {name} remain under {NETNS_DIR}"
+    assert pids_in(inodes) == [], f"processes remain in the namespaces of {name}"
+    assert not os.path.exists(state_file(name)), f"state file of {name} remains"
+
+
+def test_kill_during_up_then_down(up_seconds: float, lab_names: list[str]) -> None:
+    rng = random.Random(secrets.randbits(32))
+    trials = 8
+    report = []
+    stale_seen = 0
+    for k in range(trials):
+        name = new_name()
+        lab_names.append(name)
+        # Spread the kills from interpreter start-up to just after the end of `up`.
+        delay = up_seconds * (0.5 + 0.6 * (k + rng.random()) / trials)
+        left, finished = kill_up_at(name, delay)
+        inodes = netns_inodes(name)
+        sleeper = None
+        if inodes:  # a process inside the half-made lab: down must kill it too
+            ns = next(n for n in entries(name) if os.path.ismount(os.path.join(NETNS_DIR, n)))
+            sleeper = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"])
+            time.sleep(0.05)
+        r = nslab("lab", "down", name)
+        assert r.returncode == 0, r.stderr
+        if sleeper is not None:
+            sleeper.wait(timeout=5)
+        stale = stale_files(name)
+        stale_seen += len(stale)
+        for s in stale:  # the known bug (see test_lab_kernel.py::..._stale_netns_file_...): count, clean
+            os.unlink(os.path.join(NETNS_DIR, s))
+        assert_gone(name, inodes)
+        report.append(f"{delay:.3f}s:{left}{'(done)' if finished else ''}{f' stale {len(stale)}' if stale else ''}")
+    print(f"\nkill -9 at (delay:entries left): {', '.join(report)}; stale files left by down: {stale_seen}")
+
+
+def test_kill_then_state_lost_then_cleanup(up_seconds: float, lab_names: list[str]) -> None:
+    """The state file is deleted after the kill: `lab cleanup` still removes every marked namespace."""
+    rng = random.Random(secrets.randbits(32))
+    for _ in range(3):
+        name = new_name()
+        lab_names.append(name)
+        kill_up_at(name, up_seconds * rng.uniform(0.75, 0.95))
+        st.remove(name)  # state lost
+        marked = [n for n in entries(name) if st.parse_marker(bulk.lo_alias(n)) is not None]
+        unmarked = [n for n in entries(name) if n not in marked]
+        r = nslab("lab", "cleanup")
+        assert r.returncode == 0, r.stderr
+        left = entries(name)
+        assert not [n for n in left if n in marked], f"marked namespaces survived cleanup: {left}"
+        # Without state nslab cannot tell an unmarked namespace from someone else's: it must keep it.
+        assert sorted(left) == sorted(unmarked)
+        assert mounted(name) == sorted(f"{NETNS_DIR}/{n}" for n in unmarked
+                                       if os.path.ismount(os.path.join(NETNS_DIR, n)))
+        print(f"\nstate lost: cleanup removed {len(marked)} marked, kept {len(unmarked)} unmarked")
+        force_remove(name)
+
+
+def test_cleanup_never_removes_unmarked_namespaces(lab_names: list[str]) -> None:
+    name = new_name()
+    lab_names.append(name)
+    plain, forged = f"{name}-h1", f"{name}-h2"
+    subprocess.run(["ip", "netns", "add", plain], check=True)
+    subprocess.run(["ip", "netns", "add", forged], check=True)
+    try:
+        # A marker that names another namespace (h1's name on h2's lo) is not ours to act on either.
+        subprocess.run(["ip", "-n", forged, "link", "set", "lo", "alias", f"nslab:{name}:h1"], check=True)
+        ino = {n: os.stat(os.path.join(NETNS_DIR, n)).st_ino for n in (plain, forged)}
+        assert nslab("lab", "cleanup").returncode == 0
+        assert nslab("lab", "down", name).returncode == 0
+        assert ip_netns_list(name) == sorted([plain, forged])
+        assert {n: os.stat(os.path.join(NETNS_DIR, n)).st_ino for n in (plain, forged)} == ino
+    finally:
+        subprocess.run(["ip", "netns", "del", plain], check=True)
+        subprocess.run(["ip", "netns", "del", forged], check=True)
+
+
+def test_up_after_a_crash_is_refused_until_down(lab_names: list[str]) -> None:
+    """A record of a crashed up (status creating, dead pid): up refuses (exit 2) and names the fix."""
+    name = new_name()
+    lab_names.append(name)
+    p = subprocess.Popen(["true"])
+    p.wait()
+    st.save(st.LabState(lab=name, status="creating", pid=p.pid, netns={"h1": f"{name}-h1"}))
+    r = nslab("lab", "up", "--topo", "single,2", "--name", name)
+    assert r.returncode == 2 and f"nslab lab down {name}" in r.stderr, r
+    assert entries(name) == []
+    assert nslab("lab", "down", name).returncode == 0
+    assert not os.path.exists(state_file(name))
+    assert nslab("lab", "up", "--topo", "single,2", "--name", name).returncode == 0
+    assert nslab("lab", "down", name).returncode == 0
