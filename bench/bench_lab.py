@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 import _common as C
 
+from nslab.errors import UsageError
 from nslab.lab.lab import Lab
 
 GOAL_UP_100 = 0.25
@@ -265,7 +266,11 @@ def main() -> int:
                 kind, *a = spec.split(",")
                 name = lab_name()
                 lab = Lab.topo(kind, *map(int, a), name=name)
-                print(f"{spec}: {len(lab.plan.nodes)} namespaces, {len(lab.plan.links)} veths ...", flush=True)
+                try:
+                    print(f"{spec}: {len(lab.plan.nodes)} namespaces, {len(lab.plan.links)} veths ...", flush=True)
+                except UsageError as exc:  # single,10000: a bridge takes at most 1023 ports
+                    print(f"{spec}: refused by the planner: {exc}")
+                    continue
                 t0 = C.clock()
                 try:
                     lab.up()
