@@ -143,6 +143,10 @@ def status(args: argparse.Namespace) -> int:
 
 def exec_(args: argparse.Namespace) -> int:
     cmd = list(args.cmd)
+    # argparse's REMAINDER swallows options written after NODE: take ours back before the "--".
+    while cmd and cmd[0] == "--no-resolve":
+        args.no_resolve = True
+        cmd = cmd[1:]
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:

@@ -71,6 +71,21 @@ def lo_alias(name: str) -> str | None:
         return None
 
 
+def remove_stale(names: Iterable[str]) -> int:
+    """Unlink names in /run/netns that are plain files with no namespace mounted on them."""
+    removed = 0
+    for n in names:
+        p = netns.path(n)
+        if os.path.lexists(p) and not netns.exists(n):
+            try:
+                if os.stat(p).st_size == 0:
+                    os.unlink(p)
+                    removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 def delete(names: Iterable[str], kill: bool = True) -> list[str]:
     """Kill what runs in the namespaces (one /proc walk for all), then delete them. Returns the deleted."""
     existing = [n for n in names if netns.exists(n)]

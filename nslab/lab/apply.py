@@ -69,7 +69,7 @@ def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePla
 
 def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
        only_nodes: Sequence[str] | None = None, only_links: Sequence[LinkPlan] | None = None,
-       only_routes: bool = False) -> None:
+       only_routes: bool = False, finish: Callable[[st.LabState], None] | None = None) -> None:
     """Create the lab of `plan` (or, with only_*, the parts of it that a running lab lacks)."""
     report = progress or (lambda phase, done, total: None)
     nodes = [n for n in plan.nodes if only_nodes is None or n.name in only_nodes]
@@ -103,27 +103,32 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
         for name in {e.node for lk in links for e in (lk.a, lk.b)} - socks.keys():
             socks[name] = Rtnl.open(netns_of[name])
 
-        # 2. veth pairs.
-        involved = sorted({netns_of[e.node] for lk in links for e in (lk.a, lk.b)})
+        # 2. veth pairs, one batch per creating namespace. Peer namespace fds are opened for that
+        # batch only, so a lab needs about one fd per node (its socket), not two.
         second: dict[str, list[Request]] = {}
+        by_creator: dict[str, list[tuple[IfacePlan, IfacePlan]]] = {}
+        for lk in links:
+            a, b = _creator(lk, kinds)
+            by_creator.setdefault(a.node, []).append((a, b))
+        for creator, pairs in by_creator.items():
 
-        def make_links(fds: dict[str, int]) -> None:
-            batch: dict[str, list[Request]] = {}
-            for lk in links:
-                a, b = _creator(lk, kinds)
-                # The peer cannot be up at birth (veth_open: ENOTCONN until both ends exist).
-                peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu,
-                                      index=layout.index[(b.node, b.ifname)])
-                master = 2 if kinds[a.node] == "switch" else None
-                batch.setdefault(a.node, []).append(Rtnl.req_add_link(
-                    a.ifname, "veth", peer, index=layout.index[(a.node, a.ifname)], mtu=a.mtu, up=True,
-                    master=master))
-                second.setdefault(b.node, []).append(Rtnl.req_set_link(
-                    layout.index[(b.node, b.ifname)], b.ifname, up=True,
-                    master=2 if kinds[b.node] == "switch" else None))
-            bulk.send(socks, batch)
+            def make_links(fds: dict[str, int], pairs: list[tuple[IfacePlan, IfacePlan]] = pairs,
+                           creator: str = creator) -> None:
+                batch: list[Request] = []
+                for a, b in pairs:
+                    # The peer cannot be up at birth (veth_open: ENOTCONN until both ends exist).
+                    peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu,
+                                          index=layout.index[(b.node, b.ifname)])
+                    master = 2 if kinds[a.node] == "switch" else None
+                    batch.append(Rtnl.req_add_link(
+                        a.ifname, "veth", peer, index=layout.index[(a.node, a.ifname)], mtu=a.mtu, up=True,
+                        master=master))
+                    second.setdefault(b.node, []).append(Rtnl.req_set_link(
+                        layout.index[(b.node, b.ifname)], b.ifname, up=True,
+                        master=2 if kinds[b.node] == "switch" else None))
+                bulk.send(socks, {creator: batch})
 
-        bulk.with_fds(involved, make_links)
+            bulk.with_fds(sorted({netns_of[b.node] for _, b in pairs}), make_links)
         report("links", len(links), len(links))
 
         # 3. Bridge ports of second ends, addresses, routes.
@@ -140,6 +145,15 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
         bulk.send(socks, second)
         report("addresses", len(nodes), len(nodes))
     except BaseException:
+        # Links this `up` added to namespaces that existed before (a grow) are deleted explicitly and
+        # synchronously: the kernel reaps them with a new namespace only later, and a retry must not
+        # find their names taken. Deleting one end of a veth deletes both.
+        new_nodes = {n.name for n in nodes}
+        for lk in links:
+            for end in (lk.a, lk.b):
+                if end.node not in new_nodes and end.node in socks:
+                    socks[end.node].run([Rtnl.req_del_link(layout.index[(end.node, end.ifname)], end.ifname)])
+                    break
         for r in socks.values():
             r.close()
         socks.clear()
@@ -157,6 +171,8 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
         for r in socks.values():
             r.close()
     record.status = "up"
+    if finish is not None:
+        finish(record)
     st.save(record)
 
 
@@ -164,8 +180,7 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     """Delete the lab's namespaces that carry its marker (or, for a crashed `up`, that it recorded
     and that carry no marker at all). Returns (deleted, skipped-not-ours)."""
     report = progress or (lambda phase, done, total: None)
-    record.status = "deleting"
-    st.save(record)
+    # No "deleting" rewrite of the record: an interrupted down leaves it "up", and down runs again.
     ours, skipped = [], 0
     names = list(record.netns.items())
     for i, (node, ns) in enumerate(names):
@@ -182,6 +197,9 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
             skipped += 1
         if i % 256 == 0:
             report("checking", i, len(names))
+    # A create killed between making /run/netns/NAME and mounting on it leaves a bare file: the name is
+    # in our record and was made with O_EXCL, so it is ours to remove.
+    bulk.remove_stale(ns for ns in record.netns.values() if ns not in ours)
     deleted = bulk.delete(ours)
     report("deleting", len(deleted), len(names))
     st.remove(record.lab)

@@ -55,6 +55,11 @@ def digest(topology: Topology) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def _finish_record(rec: st.LabState, topology: Topology) -> None:
+    rec.topology = topology_to_data(topology)
+    rec.plan_digest = digest(topology)
+
+
 @dataclass
 class UpResult:
     lab: str
@@ -144,10 +149,10 @@ class Lab:
                     + (f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""),
                     "another program or lab uses that name: pick another lab name with --name",
                 )
+            # The intent record holds names only; the topology joins it once the lab is up.
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
-                              topology=topology_to_data(self.topology), plan_digest=digest(self.topology),
                               created=time.time())
-            apply.up(plan, rec, progress)
+            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology))
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
 
@@ -170,9 +175,10 @@ class Lab:
                 "a running lab only grows (new nodes and links are added); to change or remove, "
                 f"run 'nslab lab down {self.name}' and up again",
             )
-        rec.topology = topology_to_data(self.topology)
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
                  only_routes=True)
+        # Only now: a failed grow keeps the old topology on record, so the next `up` retries it.
+        rec.topology = topology_to_data(self.topology)
         rec.plan_digest = digest(self.topology)
         st.save(rec)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),

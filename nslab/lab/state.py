@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 STATE_DIR = "/run/nslab/labs"
@@ -43,7 +43,8 @@ class LabState:
     created: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: it deep-copies the (already plain) topology, 0.35 s for 1000 nodes.
+        return dict(self.__dict__)
 
 
 def _path(lab: str) -> str:
@@ -70,8 +71,7 @@ def load(lab: str) -> LabState | None:
 
 
 def remove(lab: str) -> None:
-    # The lock file goes too: a waiter on it re-reads the (now absent) record and finds nothing to do.
-    for p in (_path(lab), _path(lab) + ".tmp", os.path.join(STATE_DIR, f"{lab}.lock")):
+    for p in (_path(lab), _path(lab) + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
 
@@ -87,11 +87,16 @@ def names() -> list[str]:
 def locked(lab: str) -> Iterator[None]:
     """Serialise changes to one lab across processes (two `up`s of one name must not interleave)."""
     os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
-    fd = os.open(os.path.join(STATE_DIR, f"{lab}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    lock = os.path.join(STATE_DIR, f"{lab}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
+        # A lab with no record leaves no lock file either (refused or rolled-back `up`, `down`).
+        if not os.path.exists(_path(lab)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
         os.close(fd)
 
 

@@ -430,8 +430,6 @@ def test_lab_exec_substitutes_node_names(labs: Labs) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "h2", r
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: nslab/cli/lab.py register(): 'cmd' is argparse.REMAINDER, so an "
-                   "option after NODE ('lab exec LAB h1 --no-resolve -- echo h2') is taken as the command")
 def test_lab_exec_option_after_node(labs: Labs) -> None:
     lab = labs.topo("single", 2)
     r = nslab_subprocess(["lab", "exec", lab.name, "h1", "--no-resolve", "--", "echo", "h2"])
@@ -493,8 +491,6 @@ def test_existing_namespace_refuses_up_and_creates_nothing(labs: Labs) -> None:
         subprocess.run(["ip", "netns", "del", squatter], check=True)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused up leaves /run/nslab/labs/LAB.lock behind "
-                   "(lab.py Lab.up: st.locked creates it; nothing removes it when no state was written)")
 def test_refused_up_leaves_no_lock_file(labs: Labs) -> None:
     name = labs.name()
     squatter = f"{name}-h1"
@@ -550,11 +546,6 @@ def test_interrupt_during_up_rolls_back(labs: Labs) -> None:
     assert netns_of(lab.name) == [] and state_files(lab.name) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failed grow leaves the new topology in the state record "
-    "(lab.py _reconcile sets rec.topology before apply.up), so a retry adds nothing",
-)
 def test_failed_grow_rolls_back_and_can_be_retried(labs: Labs, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = labs.topo("single", 2)
     lab.add_node("h9")
@@ -572,11 +563,6 @@ def test_failed_grow_rolls_back_and_can_be_retried(labs: Labs, monkeypatch: pyte
     assert ping_all(lab, [("h9", "h1")])[("h9", "h1")][0] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: apply.down skips a stale (unmounted) /run/netns file of a "
-    "recorded node, left by kill -9 between netns.create's O_CREAT and its bind mount",
-)
 def test_down_removes_a_stale_netns_file_of_a_crashed_up(labs: Labs) -> None:
     """State exactly as kill -9 leaves it inside netns.create: the file exists, nothing is mounted on it."""
     name = labs.name()
