@@ -7,15 +7,19 @@ cd "$(dirname "$0")/.."
 dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
-# iproute2: the oracle and `ip netns` compatibility; net-tools: the ifconfig oracle;
-# iputils-ping: traffic in tests; python3-venv: Debian's python3 ships without venv.
+# Runtime: iproute2 (ip netns exec semantics for run_full), iputils-ping (the lab demo), nftables
+# (partitions and loss), graphviz (lab graph --format svg), python3-venv (Debian's python3 lacks venv).
+# Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3.
 need=()
 command -v ip >/dev/null || need+=(iproute2)
-command -v ifconfig >/dev/null || need+=(net-tools)
 command -v ping >/dev/null || need+=(iputils-ping)
+command -v nft >/dev/null || need+=(nftables)
+command -v dot >/dev/null || need+=(graphviz)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$dev" = 1 ]; then
+  command -v ifconfig >/dev/null || need+=(net-tools)
   command -v tshark >/dev/null || need+=(tshark)
+  command -v iperf3 >/dev/null || need+=(iperf3)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
