@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=exec_)
     p = verb_parser(verbs, "cleanup", "remove leftovers of labs whose state is gone or broken (only nslab's)")
     p.set_defaults(handler=cleanup)
+    p = verb_parser(verbs, "check", "run the checks: of the lab's topology file (reach, no_reach, port_open)")
+    p.add_argument("name")
+    p.set_defaults(handler=check)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -168,3 +171,21 @@ def cleanup(args: argparse.Namespace) -> int:
     n = cleanup_mod.cleanup()
     print(f"cleanup: removed {n} leftover namespaces")
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from ..checks import run_checks
+
+    lab = Lab.attach(args.name)
+    if not lab.topology.checks:
+        raise UsageError(f"lab {args.name!r} has no checks",
+                         "add a checks: list to its topology file (docs/topology.md)")
+    results = run_checks(lab)
+    if args.json:
+        emit_json([r.to_json() for r in results])
+    else:
+        for r in results:
+            print(r.line())
+        failed = sum(not r.ok for r in results)
+        print(f"{len(results) - failed} passed, {failed} failed")
+    return 0 if all(r.ok for r in results) else 1

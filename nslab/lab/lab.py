@@ -18,7 +18,7 @@ from ..namespace import Namespace
 from . import apply, builtin
 from . import state as st
 from .plan import LinkPlan, Plan, make_plan
-from .topology import Endpoint, Link, Node, Pools, Topology, load_file
+from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
 
 
 def topology_to_data(t: Topology) -> dict[str, Any]:
@@ -34,6 +34,8 @@ def topology_to_data(t: Topology) -> dict[str, Any]:
              "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6}
             for lk in t.links
         ],
+        "checks": [{"kind": c.kind, "src": c.src, "dst": c.dst, "port": c.port, "retries": c.retries}
+                   for c in t.checks],
     }
 
 
@@ -45,6 +47,7 @@ def topology_from_data(d: dict[str, Any]) -> Topology:
                     prefix6=lk["prefix6"]) for lk in d["links"]],
         routing=d["routing"],
         pools=Pools(**d["pools"]),
+        checks=[Check(**c) for c in d.get("checks", [])],
         source=d.get("source", "<state>"),
     )
 

@@ -88,6 +88,31 @@ class Pools:
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
+CHECK_KINDS = ("reach", "no_reach", "port_open")
+CHECK_RETRIES = {"reach": 3, "no_reach": 1, "port_open": 3}
+
+
+@dataclass
+class Check:
+    """An expectation about the running lab (netlab's `validate`): `nslab lab check` and pytest run it."""
+
+    kind: str  # reach | no_reach | port_open
+    src: str  # the node the probe starts from
+    dst: str  # the node probed
+    port: int | None = None  # port_open only
+    retries: int | None = None  # None: CHECK_RETRIES[kind]; one try a second
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tries(self) -> int:
+        return self.retries if self.retries is not None else CHECK_RETRIES.get(self.kind, 1)
+
+    def title(self) -> str:
+        if self.kind == "port_open":
+            return f"port_open {self.src} -> {self.dst}:{self.port}"
+        return f"{self.kind} {self.src} -> {self.dst}"
+
+
 @dataclass
 class Topology:
     name: str
@@ -95,6 +120,7 @@ class Topology:
     links: list[Link] = field(default_factory=list)
     routing: str = "auto"
     pools: Pools = field(default_factory=Pools)
+    checks: list[Check] = field(default_factory=list)
     source: str = field(default="<python>", compare=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -124,6 +150,13 @@ class Topology:
         link = Link(eps, mtu=mtu, prefix=prefix, prefix6=prefix6)
         self.links.append(link)
         return link
+
+    def add_check(self, kind: str, src: str, dst: str, port: int | None = None,
+                  retries: int | None = None) -> Check:
+        check = Check(kind, src, dst, port, retries)
+        self.checks.append(check)
+        _Checker(self).check(len(self.checks) - 1, check)
+        return check
 
     def validate(self) -> Topology:
         """Check everything, including what only planning finds (L2 loops, address clashes, pool room)."""
@@ -201,6 +234,33 @@ class _Checker:
         ifnames: dict[tuple[str, str], str] = {}
         for i, link in enumerate(t.links):
             self.link(i, link, ifnames)
+        for i, check in enumerate(t.checks):
+            self.check(i, check)
+
+    def check(self, i: int, c: Check) -> None:
+        t, path = self.t, f"checks[{i}]"
+        line = c.lines.get("")
+        if c.kind not in CHECK_KINDS:
+            close = _closest(c.kind, CHECK_KINDS)
+            t.fail(path, f"unknown check {c.kind!r}",
+                   (f"did you mean {close!r}? " if close else "") + f"checks are: {', '.join(CHECK_KINDS)}", line)
+        for role, name in (("from", c.src), ("to", c.dst)):
+            if name not in t.nodes:
+                t.fail(f"{path}.{c.kind}", f"unknown node {name!r} ({role})",
+                       f"use a node declared under nodes:; known nodes: {_known(t.nodes)}",
+                       c.lines.get(role, line))
+        if c.kind == "port_open":
+            if c.port is None or not 1 <= c.port <= 65535:
+                t.fail(f"{path}.port_open.port", f"port must be 1..65535, got {c.port!r}",
+                       "write port_open: {from: h1, to: web, port: 80}", c.lines.get("port", line))
+        elif c.port is not None:
+            t.fail(f"{path}.{c.kind}", "only port_open takes a port", "drop the port, or use port_open", line)
+        elif c.src == c.dst:
+            t.fail(f"{path}.{c.kind}", f"a node probing itself ({c.src!r}) says nothing about the network",
+                   "name two different nodes", line)
+        if c.retries is not None and not 1 <= c.retries <= 600:
+            t.fail(f"{path}.retries", f"retries must be 1..600, got {c.retries}",
+                   "give the number of one-second tries, e.g. retries: 5", c.lines.get("retries", line))
 
     def lab(self) -> None:
         t, name = self.t, self.t.name
@@ -397,7 +457,8 @@ def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:
 
 # --- YAML loading ----------------------------------------------------------------------------------------
 
-TOP_KEYS = ("name", "routing", "pools", "nodes", "links")
+TOP_KEYS = ("name", "routing", "pools", "nodes", "links", "checks")
+PORT_CHECK_KEYS = ("from", "to", "port")
 NODE_KEYS = ("kind",)
 LINK_KEYS = ("endpoints", "mtu", "prefix", "prefix6")
 ENDPOINT_KEYS = ("node", "ifname", "ipv4", "ipv6")
@@ -492,7 +553,50 @@ class _Loader:
         topo.nodes = self.nodes(top["nodes"][1])
         if "links" in top:
             topo.links = self.links(top["links"][1])
+        if "checks" in top:
+            topo.checks = self.checks(top["checks"][1])
         return topo
+
+    def checks(self, node: yaml.Node) -> list[Check]:
+        hint = "write e.g. '- reach: [h1, h2]', '- no_reach: [h1, db]', '- port_open: {from: h1, to: web, port: 80}'"
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, "checks", f"checks must be a list, got {_kind(node)}", hint)
+        out = []
+        for i, item in enumerate(node.value):
+            path = f"checks[{i}]"
+            fields = self.mapping(item, path, (*CHECK_KINDS, "retries"), "a check", hint)
+            kinds = [k for k in fields if k in CHECK_KINDS]
+            if len(kinds) != 1:
+                self.fail(item, path, "a check names exactly one of: " + ", ".join(CHECK_KINDS), hint)
+            kind = kinds[0]
+            knode, vnode = fields[kind]
+            c = Check(kind, "", "")
+            c.lines = {"": knode.start_mark.line + 1}
+            if kind == "port_open":
+                sub = self.mapping(vnode, f"{path}.{kind}", PORT_CHECK_KEYS, "port_open", hint)
+                for key in ("to", "port"):
+                    if key not in sub:
+                        self.fail(vnode, f"{path}.{kind}", f"missing required key {key!r}", hint)
+                c.dst = self.string(sub["to"][1], f"{path}.{kind}.to")
+                c.src = self.string(sub["from"][1], f"{path}.{kind}.from") if "from" in sub else c.dst
+                c.port = self.integer(sub["port"][1], f"{path}.{kind}.port", "port: 80")
+                c.lines.update({k: kn.start_mark.line + 1 for k, (kn, _) in sub.items()})
+            else:
+                if not isinstance(vnode, yaml.SequenceNode) or len(vnode.value) != 2:
+                    self.fail(vnode, f"{path}.{kind}", f"{kind} takes two nodes, got {_kind(vnode)}",
+                              f"write {kind}: [FROM, TO]")
+                c.src = self.string(vnode.value[0], f"{path}.{kind}[0]")
+                c.dst = self.string(vnode.value[1], f"{path}.{kind}[1]")
+            if "retries" in fields:
+                c.retries = self.integer(fields["retries"][1], f"{path}.retries", "retries: 5")
+                c.lines["retries"] = fields["retries"][0].start_mark.line + 1
+            out.append(c)
+        return out
+
+    def integer(self, node: yaml.Node, path: str, example: str) -> int:
+        if not (isinstance(node, yaml.ScalarNode) and node.tag == _INT):
+            self.fail(node, path, f"expected a whole number, got {_kind(node)}", f"e.g. {example}")
+        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
 
     def mapping(
         self, node: yaml.Node, path: str, allowed: Sequence[str], what: str, hint: str | None = None
