@@ -9,7 +9,7 @@ dev=0
 
 # Runtime: iproute2 (ip netns exec semantics for run_full), iputils-ping (the lab demo), nftables
 # (partitions and loss), graphviz (lab graph --format svg), python3-venv (Debian's python3 lacks venv).
-# Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3.
+# Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3, etcd.
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
@@ -20,6 +20,9 @@ if [ "$dev" = 1 ]; then
   command -v ifconfig >/dev/null || need+=(net-tools)
   command -v tshark >/dev/null || need+=(tshark)
   command -v iperf3 >/dev/null || need+=(iperf3)
+  # A real distributed program nobody here wrote, for the partition tests (Debian's etcd 3.4).
+  command -v etcd >/dev/null || need+=(etcd-server)
+  command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
