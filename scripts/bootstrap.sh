@@ -20,9 +20,6 @@ if [ "$dev" = 1 ]; then
   command -v ifconfig >/dev/null || need+=(net-tools)
   command -v tshark >/dev/null || need+=(tshark)
   command -v iperf3 >/dev/null || need+=(iperf3)
-  # A real distributed program nobody here wrote, for the partition tests (Debian's etcd 3.4).
-  command -v etcd >/dev/null || need+=(etcd-server)
-  command -v etcdctl >/dev/null || need+=(etcd-client)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -45,5 +42,13 @@ if [ "$dev" = 1 ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+if [ "$dev" = 1 ] && ! command -v etcd >/dev/null && [ ! -x .cache/etcd/usr/bin/etcd ]; then
+  # A real distributed program nobody here wrote, for the partition tests: Debian's etcd 3.4,
+  # unpacked into .cache (not installed, so no etcd service starts on this machine).
+  echo "bootstrap: fetching etcd-server and etcd-client into .cache/etcd"
+  mkdir -p .cache/debs .cache/etcd
+  (cd .cache/debs && apt-get download etcd-server etcd-client >/dev/null)
+  for deb in .cache/debs/etcd-*.deb; do dpkg -x "$deb" .cache/etcd; done
 fi
 echo "bootstrap: ready (.venv/bin/nslab)"
