@@ -48,7 +48,10 @@ if [ "$dev" = 1 ] && ! command -v etcd >/dev/null && [ ! -x .cache/etcd/usr/bin/
   # unpacked into .cache (not installed, so no etcd service starts on this machine).
   echo "bootstrap: fetching etcd-server and etcd-client into .cache/etcd"
   mkdir -p .cache/debs .cache/etcd
-  (cd .cache/debs && apt-get download etcd-server etcd-client >/dev/null 2>&1)
+  if ! (cd .cache/debs && apt-get download etcd-server etcd-client >/dev/null 2>&1); then
+    apt-get update -qq  # package lists may be missing on a fresh machine
+    (cd .cache/debs && apt-get download etcd-server etcd-client >/dev/null 2>&1)
+  fi
   for deb in .cache/debs/etcd-*.deb; do dpkg -x "$deb" .cache/etcd; done
 fi
 echo "bootstrap: ready (.venv/bin/nslab)"
