@@ -1,0 +1,680 @@
+"""Fault injection for labs: link state, node stop/start, partitions, per-direction impairments.
+
+The shape (DESIGN.md §1): every fault call turns the lab's fault record (what the user asked for) into a new
+record, renders both records into per-namespace kernel state (pure functions, tested without root), and
+applies only the difference through the kernel door:
+
+- partitions: `table inet nslab` in the RECEIVING node (input hook; forward hook too in routers), dropping
+  packets whose source is an address (from the plan) of a node the receiver holds a grudge against. Silent to
+  applications, as on a real network: never the sender's output path, which returns EPERM to the sender.
+- loss: `table netdev nslab`, ingress hook of the receiving end of the link, `numgen random` drop.
+- duplicate: same table, egress hook of the sending end, `numgen random ... dup to` the same device.
+- rate: a tbf qdisc (handle 5e1a:) on the egress of the sending end.
+- link down: both veth ends administratively down; node stop: all the node's ends down and its processes
+  SIGSTOPped (a frozen machine: state kept, nothing answers), start: SIGCONT and ends up again.
+
+Each node's nft state is rewritten as ONE `nft -f` transaction (delete nslab's tables, create them anew), so
+every change is atomic per namespace and idempotent; an empty record renders to "no nslab table", so heal
+and clear give back exactly the ruleset that was there before. A failure part-way rolls the namespaces
+already changed back to the old record. The record lives in /run/nslab/faults/LAB.json (written atomically).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import math
+import os
+import re
+import signal
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import FeatureMissing, NslabError, UsageError
+
+if TYPE_CHECKING:
+    from .lab.lab import Lab
+    from .lab.plan import IfacePlan, Plan
+
+FAULT_DIR = "/run/nslab/faults"
+NUMGEN_MOD = 10000  # percentages to 0.01 %
+DUP_BIT = 0x20000000  # marks a copy made by `dup` while it re-enters the egress hook (so it is not copied again)
+PRIORITY = -10  # before a user's own filter chains at priority 0
+
+
+# ---- parsing (pure) ------------------------------------------------------------------------------
+def parse_percent(value: str | float | int, what: str = "percentage") -> float:
+    """'5%', '5', 0.5 -> percent (0..100). Raises UsageError otherwise."""
+    text = str(value).strip()
+    num = text[:-1].strip() if text.endswith("%") else text
+    try:
+        p = float(num)
+    except ValueError:
+        raise UsageError(f"invalid {what} {text!r}", "write a percentage from 0 to 100, e.g. '5%' or '0.5%'") from None
+    if not math.isfinite(p) or not 0 <= p <= 100:
+        raise UsageError(f"invalid {what} {text!r}: outside 0-100", "write a percentage from 0 to 100, e.g. '5%'")
+    if abs(p * 100 - round(p * 100)) > 1e-6:
+        raise UsageError(f"invalid {what} {text!r}: finer than 0.01 %", "round it to two decimals")
+    return p
+
+
+_RATE_UNITS = {
+    "bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12,
+    "kibit": 2**10, "mibit": 2**20, "gibit": 2**30, "tibit": 2**40,
+    "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9, "tbps": 8 * 10**12,
+}
+_RATE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)\s*$")
+MIN_RATE = 8000  # 8 kbit/s: below that a token bucket of two frames takes seconds to fill
+MAX_RATE = 10**12
+
+
+def parse_rate(value: str | int) -> int:
+    """tc's spelling ('10mbit', '1gbit', '500kbit', '1mbps' = bytes) -> bits per second; an int is bit/s."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        bits = value
+        text = f"{value}bit"
+    else:
+        text = str(value)
+        m = _RATE_RE.match(text.lower())
+        if not m or m.group(2) not in _RATE_UNITS:
+            raise UsageError(f"invalid rate {text!r}",
+                             "write a number and a tc unit: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps "
+                             "(bytes/s), e.g. '10mbit'")
+        bits = int(float(m.group(1)) * _RATE_UNITS[m.group(2)])
+    if not MIN_RATE <= bits <= MAX_RATE:
+        raise UsageError(f"invalid rate {text!r}: outside 8kbit-1tbit", "e.g. '10mbit'")
+    return bits
+
+
+def format_rate(bits: int) -> str:
+    for unit, mult in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
+        if bits % mult == 0:
+            return f"{bits // mult}{unit}"
+    return f"{bits}bit"
+
+
+_TIME_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s)?\s*$")
+
+
+def parse_time(value: str | float, what: str = "delay") -> float:
+    """'100ms', '1.5s', '250us', or a number of seconds -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        secs = float(value)
+        text = f"{value}s"
+    else:
+        text = str(value)
+        m = _TIME_RE.match(text.lower())
+        if not m:
+            raise UsageError(f"invalid {what} {text!r}", "write a time such as '100ms', '1.5s' or '250us'")
+        secs = float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, None: 1.0}[m.group(2)]
+    if not math.isfinite(secs) or secs < 0 or secs > 3600:
+        raise UsageError(f"invalid {what} {text!r}: outside 0-3600 s", "e.g. '100ms'")
+    return secs
+
+
+def parse_groups(words: Sequence[str]) -> list[list[str]]:
+    """['h1,h2', 'h3'] -> [['h1', 'h2'], ['h3']]: at least two groups, a node in at most one."""
+    groups = [[n.strip() for n in w.split(",") if n.strip()] for w in words]
+    if len(groups) < 2 or any(not g for g in groups):
+        raise UsageError("partition: give at least two non-empty groups of nodes",
+                         "groups are comma-separated node lists, e.g. 'partition LAB h1,h2 h3'")
+    seen: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        for n in g:
+            if n in seen and seen[n] != i:
+                raise UsageError(f"partition: node {n!r} is in two groups", "put each node in one group")
+            seen[n] = i
+    return [list(dict.fromkeys(g)) for g in groups]
+
+
+def parse_grudge_words(words: Sequence[str]) -> dict[str, list[str]]:
+    """['h1=h2,h3', 'h2=h1'] -> {'h1': ['h2', 'h3'], 'h2': ['h1']} (node = the nodes it drops traffic from)."""
+    out: dict[str, list[str]] = {}
+    for w in words:
+        node, sep, rest = w.partition("=")
+        srcs = [s.strip() for s in rest.split(",") if s.strip()]
+        if not sep or not node.strip() or not srcs:
+            raise UsageError(f"invalid grudge {w!r}", "write NODE=SRC[,SRC...]: NODE drops what the SRCs send it")
+        out.setdefault(node.strip(), []).extend(srcs)
+    return out
+
+
+def parse_direction(text: str | None, a: str, b: str) -> list[tuple[str, str]]:
+    """'both' (default), 'A->B', 'B->A', or with the real names 'h1->h2' -> [(src, dst), ...]."""
+    t = (text or "both").strip()
+    if t == "both":
+        return [(a, b), (b, a)]
+    if t in ("A->B", f"{a}->{b}"):
+        return [(a, b)]
+    if t in ("B->A", f"{b}->{a}"):
+        return [(b, a)]
+    raise UsageError(f"invalid direction {t!r}", f"write 'both', 'A->B' ({a}->{b}) or 'B->A' ({b}->{a})")
+
+
+# ---- the record (what the user asked for) ------------------------------------------------------------
+End = tuple[str, str]  # (node, ifname)
+
+
+@dataclass
+class Impairment:
+    """Impairments of ONE direction of one link (None: not set)."""
+
+    loss: float | None = None  # percent
+    duplicate: float | None = None  # percent
+    rate: int | None = None  # bits/s
+
+    def empty(self) -> bool:
+        return not self.loss and not self.duplicate and not self.rate
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.loss:
+            d["loss"] = self.loss
+        if self.duplicate:
+            d["duplicate"] = self.duplicate
+        if self.rate:
+            d["rate"] = format_rate(self.rate)
+            d["rate_bps"] = self.rate
+        return d
+
+
+@dataclass
+class FaultState:
+    lab: str
+    links_down: list[tuple[str, str, str, str]] = field(default_factory=list)  # (a, ifa, b, ifb), plan order
+    stopped: dict[str, list[int]] = field(default_factory=dict)  # node -> pids we SIGSTOPped
+    grudge: dict[str, list[str]] = field(default_factory=dict)  # receiver -> senders it drops
+    impair: dict[tuple[str, str, str, str], Impairment] = field(default_factory=dict)  # (src, ifs, dst, ifd)
+
+    def empty(self) -> bool:
+        return not (self.links_down or self.stopped or self.grudge or self.impair)
+
+    def copy(self) -> FaultState:
+        return FaultState.from_json(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lab": self.lab,
+            "links_down": [list(k) for k in self.links_down],
+            "stopped": {k: list(v) for k, v in self.stopped.items()},
+            "grudge": {k: sorted(v) for k, v in sorted(self.grudge.items())},
+            "impair": [{"link": list(k), "loss": v.loss, "duplicate": v.duplicate, "rate": v.rate}
+                       for k, v in self.impair.items()],
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FaultState:
+        return cls(
+            lab=d["lab"],
+            links_down=[(k[0], k[1], k[2], k[3]) for k in d.get("links_down", [])],
+            stopped={k: list(v) for k, v in d.get("stopped", {}).items()},
+            grudge={k: list(v) for k, v in d.get("grudge", {}).items()},
+            impair={(i["link"][0], i["link"][1], i["link"][2], i["link"][3]):
+                    Impairment(i.get("loss"), i.get("duplicate"), i.get("rate")) for i in d.get("impair", [])},
+        )
+
+
+def _record_path(lab: str) -> str:
+    return os.path.join(FAULT_DIR, f"{lab}.json")
+
+
+def load_state(lab: str) -> FaultState:
+    try:
+        with open(_record_path(lab)) as f:
+            return FaultState.from_json(json.load(f))
+    except FileNotFoundError:
+        return FaultState(lab)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise NslabError(f"the fault record of lab {lab!r} is unreadable ({exc})",
+                         f"run 'nslab lab down {lab}' and up again") from None
+
+
+def save_state(state: FaultState) -> None:
+    if state.empty():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_record_path(state.lab))
+        return
+    os.makedirs(FAULT_DIR, mode=0o755, exist_ok=True)
+    tmp = _record_path(state.lab) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(state.to_json(), f)
+    os.replace(tmp, _record_path(state.lab))
+
+
+# ---- plan lookups (pure) -------------------------------------------------------------------------------
+def links_between(plan: Plan, a: str, b: str) -> list[tuple[IfacePlan, IfacePlan]]:
+    """Links joining A and B, each as (A's end, B's end)."""
+    plan.node(a)
+    plan.node(b)
+    out = []
+    for lk in plan.links:
+        if lk.a.node == a and lk.b.node == b:
+            out.append((lk.a, lk.b))
+        elif lk.a.node == b and lk.b.node == a:
+            out.append((lk.b, lk.a))
+    return out
+
+
+def find_link(plan: Plan, a: str, b: str, iface: str | None = None) -> tuple[IfacePlan, IfacePlan]:
+    """The link between A and B (A's end first); with several, IFACE (A's interface name) picks one."""
+    if a == b:
+        raise UsageError(f"a link needs two different nodes, not {a!r} twice", "name both ends: LAB A B")
+    found = links_between(plan, a, b)
+    if not found:
+        near = sorted({(lk.b.node if lk.a.node == a else lk.a.node)
+                       for lk in plan.links if a in (lk.a.node, lk.b.node)})
+        raise UsageError(f"lab {plan.lab!r} has no link between {a!r} and {b!r}",
+                         f"{a}'s neighbours: {', '.join(near) or 'none'} (a fault acts on one link: name its two "
+                         "ends; nodes on a switch are linked to the switch)")
+    if iface is not None:
+        pick = [f for f in found if iface in (f[0].ifname, f"{a}:{f[0].ifname}")]
+        if not pick:
+            raise UsageError(f"{a!r} has no interface {iface!r} towards {b!r}",
+                             "choose --iface from: " + ", ".join(f[0].ifname for f in found))
+        return pick[0]
+    if len(found) > 1:
+        raise UsageError(f"{a!r} and {b!r} are joined by {len(found)} links",
+                         "choose one with --iface (A's interface): " + ", ".join(f[0].ifname for f in found))
+    return found[0]
+
+
+def _link_key(plan: Plan, ea: IfacePlan, eb: IfacePlan) -> tuple[str, str, str, str]:
+    """The plan's own orientation of the link with ends EA, EB (so one link has one key)."""
+    for lk in plan.links:
+        if lk.a == ea and lk.b == eb:
+            return (ea.node, ea.ifname, eb.node, eb.ifname)
+    return (eb.node, eb.ifname, ea.node, ea.ifname)
+
+
+def _bare_addresses(plan: Plan, node: str) -> tuple[list[str], list[str]]:
+    v4: list[str] = []
+    v6: list[str] = []
+    for cidr in plan.addresses_of(node):
+        ip = ipaddress.ip_interface(cidr).ip
+        (v4 if ip.version == 4 else v6).append(str(ip))
+    return v4, v6
+
+
+# ---- rendering (pure): the record -> kernel state, per namespace ---------------------------------------------
+def render_nft(plan: Plan, state: FaultState, node: str) -> str:
+    """The nft script that makes NODE's nslab tables match STATE (reset + rebuild, one transaction)."""
+    from .kernel.nft import TABLE, reset_script
+
+    out = [reset_script()]
+    kind = plan.node(node).kind
+    senders = sorted(set(state.grudge.get(node, [])))
+    v4: list[str] = []
+    v6: list[str] = []
+    for s in senders:
+        a4, a6 = _bare_addresses(plan, s)
+        v4 += a4
+        v6 += a6
+    if v4 or v6:
+        out.append(f"table inet {TABLE} {{\n")
+        rules = []
+        if v4:
+            out.append(f"\tset drop4 {{\n\t\ttype ipv4_addr\n\t\telements = {{ {', '.join(v4)} }}\n\t}}\n")
+            rules.append("ip saddr @drop4 counter drop")
+        if v6:
+            out.append(f"\tset drop6 {{\n\t\ttype ipv6_addr\n\t\telements = {{ {', '.join(v6)} }}\n\t}}\n")
+            rules.append("ip6 saddr @drop6 counter drop")
+        hooks = ["input", "forward"] if kind == "router" else ["input"]
+        for hook in hooks:
+            out.append(f"\tchain {hook}_partition {{\n\t\ttype filter hook {hook} priority {PRIORITY}; "
+                       f"policy accept;\n" + "".join(f"\t\t{r}\n" for r in rules) + "\t}\n")
+        out.append("}\n")
+    chains = []
+    ifaces = plan.interfaces_of(node)
+    for i, end in enumerate(ifaces):
+        for key, imp in sorted(state.impair.items()):
+            src, ifs, dst, ifd = key
+            if dst == node and ifd == end.ifname and imp.loss:
+                chains.append(f"\tchain in_{i} {{\n\t\ttype filter hook ingress device \"{end.ifname}\" priority "
+                              f"{PRIORITY}; policy accept;\n\t\t{_chance(imp.loss)}counter drop "
+                              f"comment \"loss {src}->{dst}\"\n\t}}\n")
+            if src == node and ifs == end.ifname and imp.duplicate:
+                # The copy passes this hook again: it carries DUP_BIT then, so it is never copied again.
+                chains.append(f"\tchain out_{i} {{\n\t\ttype filter hook egress device \"{end.ifname}\" priority "
+                              f"{PRIORITY}; policy accept;\n\t\tmeta mark & {DUP_BIT:#x} == 0 "
+                              f"{_chance(imp.duplicate)}meta mark set meta mark | {DUP_BIT:#x} counter "
+                              f"dup to \"{end.ifname}\" meta mark set meta mark & {~DUP_BIT & 0xFFFFFFFF:#x} "
+                              f"comment \"duplicate {src}->{dst}\"\n\t}}\n")
+    if chains:
+        out.append(f"table netdev {TABLE} {{\n" + "".join(chains) + "}\n")
+    return "".join(out)
+
+
+def _chance(percent: float) -> str:
+    """The nft match that is true for PERCENT % of packets ('' at 100 %)."""
+    n = round(percent * NUMGEN_MOD / 100)
+    return "" if n >= NUMGEN_MOD else f"numgen random mod {NUMGEN_MOD} < {n} "
+
+
+def render_rates(plan: Plan, state: FaultState) -> dict[End, int]:
+    """(node, ifname) -> bits/s for every sending end with a rate limit."""
+    return {(k[0], k[1]): imp.rate for k, imp in state.impair.items() if imp.rate}
+
+
+def render_links(plan: Plan, state: FaultState) -> dict[End, bool]:
+    """(node, ifname) -> wanted admin state, for every link end of the lab."""
+    down: set[End] = set()
+    for a, ifa, b, ifb in state.links_down:
+        down |= {(a, ifa), (b, ifb)}
+    for node in state.stopped:
+        down |= {(node, i.ifname) for i in plan.interfaces_of(node)}
+    return {(e.node, e.ifname): (e.node, e.ifname) not in down for lk in plan.links for e in (lk.a, lk.b)}
+
+
+# ---- applying the difference ---------------------------------------------------------------------------
+def _mtu(plan: Plan, end: End) -> int:
+    for i in plan.interfaces_of(end[0]):
+        if i.ifname == end[1]:
+            return i.mtu or 1500
+    return 1500
+
+
+def _set_admin(netns: str, ifname: str, up: bool) -> None:
+    from .kernel.rtnl import Rtnl
+
+    with Rtnl.open(netns) as rt:
+        rt.do(Rtnl.req_set_link(rt.index(ifname), ifname, up=up))
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
+    """Send SIG; for SIGSTOP wait (up to 1 s) until each process is stopped, so a stopped node IS frozen."""
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+    if sig == signal.SIGSTOP:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(_proc_state(p) not in (None, "T", "t", "Z", "X") for p in pids):
+            time.sleep(0.005)
+
+
+def _apply(lab: Lab, old: FaultState, new: FaultState) -> None:
+    """Change the kernel from OLD's rendering to NEW's; on failure, put back what was changed and re-raise."""
+    from .kernel import nft, tc
+
+    plan = lab.plan
+    netns = {n.name: n.netns for n in plan.nodes}
+    undo: list[tuple[str, Any]] = []
+    try:
+        # Processes first on start (SIGCONT before the links come back), last on stop.
+        for node, pids in old.stopped.items():
+            if node not in new.stopped:
+                _signal(pids, signal.SIGCONT)
+                undo.append(("stop", pids))
+        nft_nodes = [n.name for n in plan.nodes
+                     if render_nft(plan, old, n.name) != render_nft(plan, new, n.name)]
+        if nft_nodes:
+            nft.nft_path()
+        for node in nft_nodes:
+            nft.apply(netns[node], render_nft(plan, new, node))
+            undo.append(("nft", node))
+        r_old, r_new = render_rates(plan, old), render_rates(plan, new)
+        for end in sorted(set(r_old) | set(r_new)):
+            if r_old.get(end) != r_new.get(end):
+                rate = r_new.get(end)
+                if rate:
+                    tc.set_rate(netns[end[0]], end[1], rate, _mtu(plan, end))
+                else:
+                    tc.clear_rate(netns[end[0]], end[1])
+                undo.append(("rate", end))
+        l_old, l_new = render_links(plan, old), render_links(plan, new)
+        for end, up in sorted(l_new.items()):
+            if l_old.get(end, True) != up:
+                _set_admin(netns[end[0]], end[1], up)
+                undo.append(("link", end))
+        for node in new.stopped:
+            if node not in old.stopped:
+                _signal(new.stopped[node], signal.SIGSTOP)
+                undo.append(("cont", new.stopped[node]))
+    except BaseException:
+        for what, arg in reversed(undo):
+            with contextlib.suppress(Exception):
+                if what == "nft":
+                    nft.apply(netns[arg], render_nft(plan, old, arg))
+                elif what == "rate":
+                    rate = render_rates(plan, old).get(arg)
+                    if rate:
+                        tc.set_rate(netns[arg[0]], arg[1], rate, _mtu(plan, arg))
+                    else:
+                        tc.clear_rate(netns[arg[0]], arg[1])
+                elif what == "link":
+                    _set_admin(netns[arg[0]], arg[1], render_links(plan, old)[arg])
+                elif what == "stop":
+                    _signal(arg, signal.SIGSTOP)
+                elif what == "cont":
+                    _signal(arg, signal.SIGCONT)
+        raise
+
+
+@contextlib.contextmanager
+def _change(lab: Lab) -> Iterator[tuple[FaultState, FaultState]]:
+    """Lock the lab, hand out (old, new) records; the caller edits NEW; then apply and record it."""
+    from .lab import state as st
+
+    with st.locked(lab.name):
+        old = load_state(lab.name)
+        new = old.copy()
+        yield old, new
+        _apply(lab, old, new)
+        save_state(new)
+
+
+# ---- the API ------------------------------------------------------------------------------------------------
+def link_state(lab: Lab, a: str, b: str, up: bool, iface: str | None = None) -> None:
+    """Set the link between A and B down (both veth ends) or up again. Idempotent."""
+    ea, eb = find_link(lab.plan, a, b, iface)
+    key = _link_key(lab.plan, ea, eb)
+    with _change(lab) as (_, new):
+        if up:
+            new.links_down = [k for k in new.links_down if k != key]
+        elif key not in new.links_down:
+            new.links_down.append(key)
+
+
+def flap(lab: Lab, a: str, b: str, period: float, count: int, iface: str | None = None) -> None:
+    """COUNT times: the link down for PERIOD/2 seconds, then up for PERIOD/2. Ends up, even on Ctrl-C."""
+    if not 0.02 <= period <= 3600:
+        raise UsageError(f"invalid flap period {period!r} s", "give a period from 0.02 to 3600 seconds")
+    if not 1 <= count <= 100000:
+        raise UsageError(f"invalid flap count {count!r}", "give a count from 1 to 100000")
+    find_link(lab.plan, a, b, iface)
+    try:
+        for _ in range(count):
+            link_state(lab, a, b, False, iface)
+            time.sleep(period / 2)
+            link_state(lab, a, b, True, iface)
+            time.sleep(period / 2)
+    finally:
+        link_state(lab, a, b, True, iface)
+
+
+def node_stop(lab: Lab, node: str) -> list[int]:
+    """Freeze NODE: every interface of it down and its processes SIGSTOPped. Returns the stopped pids."""
+    from .kernel import netns as kn
+
+    ns = lab.plan.node(node).netns
+    with _change(lab) as (old, new):
+        if node in old.stopped:
+            return old.stopped[node]
+        me = os.getpid()
+        new.stopped[node] = [p for p in kn.pids(ns) if p != me]
+        return new.stopped[node]
+
+
+def node_start(lab: Lab, node: str) -> None:
+    """Undo node_stop: SIGCONT the processes it stopped, interfaces up (except links that are down)."""
+    lab.plan.node(node)
+    with _change(lab) as (_, new):
+        new.stopped.pop(node, None)
+
+
+def _check_partition_nodes(plan: Plan, nodes: Iterable[str]) -> None:
+    for n in nodes:
+        if plan.node(n).kind == "switch":
+            raise UsageError(f"node {n!r} is a switch: it has no address to partition",
+                             "partition hosts and routers; to cut a switch off, set its links down")
+
+
+def grudge(lab: Lab, mapping: Mapping[str, Iterable[str]]) -> None:
+    """Jepsen's grudge: each node drops everything the listed nodes send it (added to current partitions)."""
+    plan = lab.plan
+    clean = {k: sorted(set(v)) for k, v in mapping.items()}
+    _check_partition_nodes(plan, list(clean) + [s for v in clean.values() for s in v])
+    for k, v in clean.items():
+        if k in v:
+            raise UsageError(f"node {k!r} cannot hold a grudge against itself", "list other nodes")
+    if not any(clean.values()):
+        raise UsageError("partition: nothing to drop", "name at least one pair of nodes")
+    with _change(lab) as (_, new):
+        for k, v in clean.items():
+            new.grudge[k] = sorted(set(new.grudge.get(k, [])) | set(v))
+
+
+def partition(lab: Lab, groups: Sequence[Sequence[str]]) -> None:
+    """Symmetric partition: nodes in different groups no longer reach each other (nodes not listed: untouched)."""
+    if len(groups) < 2:
+        raise UsageError("partition: give at least two groups", "e.g. partition LAB h1,h2 h3")
+    grudge(lab, {n: [m for j, h in enumerate(groups) if j != i for m in h] for i, g in enumerate(groups) for n in g})
+
+
+def partition_oneway(lab: Lab, src: str | Sequence[str], dst: str | Sequence[str]) -> None:
+    """One-way: DST drops what SRC sends it (DST's packets still reach SRC)."""
+    srcs = [src] if isinstance(src, str) else list(src)
+    dsts = [dst] if isinstance(dst, str) else list(dst)
+    grudge(lab, {d: srcs for d in dsts})
+
+
+def heal(lab: Lab) -> None:
+    """Remove every partition (grudge) of the lab. Impairments and link states stay."""
+    with _change(lab) as (_, new):
+        new.grudge = {}
+
+
+def _netem_impairments(delay: str | float | None, jitter: str | float | None, reorder: str | float | None,
+                       corrupt: str | float | None) -> list[str]:
+    names = []
+    if delay is not None and parse_time(delay, "delay") > 0:
+        names.append("delay")
+    if jitter is not None and parse_time(jitter, "jitter") > 0:
+        names.append("jitter")
+    if reorder is not None and parse_percent(reorder, "reorder percentage") > 0:
+        names.append("reorder")
+    if corrupt is not None and parse_percent(corrupt, "corrupt percentage") > 0:
+        names.append("corrupt")
+    return names
+
+
+def impair(lab: Lab, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
+           rate: str | int | None = None, duplicate: str | float | None = None, corrupt: str | float | None = None,
+           delay: str | float | None = None, jitter: str | float | None = None, reorder: str | float | None = None,
+           iface: str | None = None) -> None:
+    """Set impairments on the link A-B in DIRECTION ('both', 'A->B', 'B->A'). Given values replace the ones
+    set before (0 removes one); those not given stay. delay/jitter/reorder/corrupt need netem: without it,
+    FeatureMissing and nothing applied."""
+    from .kernel import tc
+
+    plan = lab.plan
+    ea, eb = find_link(plan, a, b, iface)
+    dirs = parse_direction(direction, a, b)
+    p_loss = None if loss is None else parse_percent(loss, "loss percentage")
+    p_dup = None if duplicate is None else parse_percent(duplicate, "duplicate percentage")
+    p_rate = None if rate is None else (0 if rate in (0, "0") else parse_rate(rate))
+    netem = _netem_impairments(delay, jitter, reorder, corrupt)
+    if p_loss is None and p_dup is None and p_rate is None and not netem:
+        raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
+    if netem:
+        src_ns = plan.node(dirs[0][0]).netns
+        if not tc.have_qdisc(src_ns, "netem"):
+            raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
+                                 "nothing was applied",
+                                 "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
+                                 "only (they work without netem)")
+        raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
+                         "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+    ends = {a: ea, b: eb}
+    with _change(lab) as (_, new):
+        for src, dst in dirs:
+            key = (src, ends[src].ifname, dst, ends[dst].ifname)
+            cur = new.impair.get(key, Impairment())
+            imp = Impairment(cur.loss if p_loss is None else p_loss or None,
+                             cur.duplicate if p_dup is None else p_dup or None,
+                             cur.rate if p_rate is None else p_rate or None)
+            if imp.empty():
+                new.impair.pop(key, None)
+            else:
+                new.impair[key] = imp
+
+
+def clear(lab: Lab, a: str, b: str, direction: str | None = "both", iface: str | None = None) -> None:
+    """Remove the impairments of link A-B (in DIRECTION). Idempotent."""
+    ea, eb = find_link(lab.plan, a, b, iface)
+    ends = {a: ea, b: eb}
+    dirs = parse_direction(direction, a, b)
+    with _change(lab) as (_, new):
+        for src, dst in dirs:
+            new.impair.pop((src, ends[src].ifname, dst, ends[dst].ifname), None)
+
+
+def describe(state: FaultState) -> list[dict[str, Any]]:
+    """The record as a list of faults, one dict each (what `lab status` shows)."""
+    out: list[dict[str, Any]] = []
+    for a, ifa, b, ifb in state.links_down:
+        out.append({"fault": "link-down", "a": a, "a_ifname": ifa, "b": b, "b_ifname": ifb})
+    for node, pids in sorted(state.stopped.items()):
+        out.append({"fault": "node-stopped", "node": node, "pids": pids})
+    for node, srcs in sorted(state.grudge.items()):
+        out.append({"fault": "drop-from", "node": node, "from": sorted(srcs)})
+    for (src, ifs, dst, ifd), imp in sorted(state.impair.items()):
+        out.append({"fault": "impair", "from": src, "from_ifname": ifs, "to": dst, "to_ifname": ifd,
+                    **imp.to_json()})
+    return out
+
+
+def describe_line(f: Mapping[str, Any]) -> str:
+    kind = f["fault"]
+    if kind == "link-down":
+        return f"link {f['a']}:{f['a_ifname']} - {f['b']}:{f['b_ifname']} down"
+    if kind == "node-stopped":
+        return f"node {f['node']} stopped ({len(f['pids'])} processes frozen)"
+    if kind == "drop-from":
+        return f"node {f['node']} drops traffic from {', '.join(f['from'])}"
+    parts = [f"loss {f['loss']:g}%" if "loss" in f else "", f"duplicate {f['duplicate']:g}%" if "duplicate" in f
+             else "", f"rate {f['rate']}" if "rate" in f else ""]
+    return f"impair {f['from']}:{f['from_ifname']} -> {f['to']}:{f['to_ifname']}: " + ", ".join(p for p in parts if p)
+
+
+def faults(lab: Lab | str) -> list[dict[str, Any]]:
+    """Active faults of a lab (from its record), for `lab status`."""
+    return describe(load_state(lab if isinstance(lab, str) else lab.name))
+
+
+def clear_all(lab: Lab) -> None:
+    """Remove every fault: heal, clear impairments, links up, stopped nodes started. Idempotent."""
+    with _change(lab) as (_, new):
+        new.links_down, new.stopped, new.grudge, new.impair = [], {}, {}, {}
+
+
+def forget(lab: str) -> None:
+    """For `lab down` (before deleting the namespaces): resume frozen processes so they can be terminated,
+    then drop the record. Touches nothing else: the namespaces, and every rule and qdisc in them, go away."""
+    with contextlib.suppress(NslabError):
+        for pids in load_state(lab).stopped.values():
+            _signal(pids, signal.SIGCONT)
+    for p in (_record_path(lab), _record_path(lab) + ".tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
