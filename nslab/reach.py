@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .kernel.netlink import attr
 from .kernel.netns import run_in_netns
 from .kernel.rtnl import Request, Rtnl
 from .probe import REASONS, UDP_PAYLOAD, check_port
@@ -386,16 +385,11 @@ def _icmp_error(src: _Source, family: int, kind: int, code: int, data: bytes, re
     out[(src.name, src.targets[seq][0])] = PairResult(False, None, f"{what} (from {reporter})")
 
 
-RTM_DELNEIGH = 29
-NDA_DST = 1
-_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
-
-
 class _Evictor:
     """Deletes the neighbour entries a wave of pairs made, in both namespaces of each pair.
 
     Entries are a cache: a deleted one is resolved again on the next packet. Only lab namespaces are
-    touched. (RTM_DELNEIGH is built here for now; its home is nslab/kernel/rtnl.py.)
+    touched.
     """
 
     def __init__(self, plan: Plan, addresses: dict[str, str | None], family: int) -> None:
@@ -406,7 +400,6 @@ class _Evictor:
         self.ifindex: dict[str, dict[str, int]] = {}
         self.nets: dict[str, list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]] = {}
         self.onlink: dict[tuple[str, str], str | None] = {}
-        self.packed: dict[str, bytes] = {}
 
     def _open(self, node: str) -> Rtnl:
         if node not in self.rtnl:
@@ -426,7 +419,6 @@ class _Evictor:
         return self.onlink[key]
 
     def forget(self, pairs: list[Pair]) -> None:
-        fam = socket.AF_INET if self.family == 4 else socket.AF_INET6
         reqs: dict[str, list[Request]] = {}
         for s, d in set(pairs) | {(d, s) for s, d in pairs}:
             if d not in self.addresses:
@@ -439,10 +431,7 @@ class _Evictor:
             index = self.ifindex[s].get(dev)
             if index is None:
                 continue
-            if addr not in self.packed:
-                self.packed[addr] = attr(NDA_DST, ipaddress.ip_address(addr).packed)
-            payload = _NDMSG.pack(fam, index, 0, 0, 0) + self.packed[addr]
-            reqs.setdefault(s, []).append(Request(RTM_DELNEIGH, 0, payload, "delete neighbour"))
+            reqs.setdefault(s, []).append(Rtnl.req_del_neigh(index, addr))
         for node, batch in reqs.items():
             self.rtnl[node].run(batch)  # ENOENT (already gone) is fine: results ignored
 

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "check", "run the checks: of the lab's topology file (reach, no_reach, port_open)")
     p.add_argument("name")
     p.set_defaults(handler=check)
+    # Verbs with modules of their own: observe (reach, top, graph) and faults (link, node, partition,
+    # heal, impair).
+    from . import lab_faults, lab_graph, lab_reach, lab_top
+
+    for module in (lab_reach, lab_top, lab_graph, lab_faults):
+        module.register(verbs)
 
 
 def up(args: argparse.Namespace) -> int:
@@ -85,12 +91,14 @@ def down(args: argparse.Namespace) -> int:
 
 
 def _down(name: str, bar: Bar) -> int:
+    from .. import faults
     from ..lab import apply
 
     with st.locked(name):
         rec = st.load(name)
         if rec is None:
             return 0
+        faults.forget(name)  # resumes stopped processes so that they can be terminated
         deleted, skipped = apply.down(rec, bar)
     if skipped:
         print(f"lab {name}: left {skipped} namespaces alone (they do not carry this lab's marker)",
@@ -125,8 +133,11 @@ def status(args: argparse.Namespace) -> int:
             ns.close()
         out.append({"node": node.name, "kind": node.kind, "netns": node.netns,
                     "links": links, "routes": routes})
+    from .. import faults
+
+    active = faults.faults(lab.name)
     if args.json:
-        emit_json({"lab": lab.name, "nodes": [
+        emit_json({"lab": lab.name, "faults": active, "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
              "routes": [r.to_json() for r in o["routes"]]} for o in out]})
@@ -141,6 +152,10 @@ def status(args: argparse.Namespace) -> int:
         for r in o["routes"]:
             if r.protocol != "kernel":
                 print("    route " + route_line(r))
+    if active:
+        print("faults:")
+        for f in active:
+            print("  " + faults.describe_line(f))
     return 0
 
 

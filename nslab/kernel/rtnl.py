@@ -37,6 +37,8 @@ from .netlink import (
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_DELNEIGH = 29
+NDA_DST = 1
 
 IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 2, 3, 4, 5
 IFLA_MASTER, IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKINFO = 10, 13, 16, 18
@@ -65,6 +67,7 @@ IFF_UP, IFF_RUNNING = 0x1, 0x40
 _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
 
 # ip's print order (ip/ipaddress.c print_link_flags); RUNNING is folded into NO-CARRIER.
 _FLAG_NAMES = [
@@ -535,6 +538,14 @@ class Rtnl:
         verb = "add" if add else "delete"
         return Request(RTM_NEWROUTE if add else RTM_DELROUTE, flags, payload, f"cannot {verb} route {dst}",
                        f"route {dst}")
+
+    @staticmethod
+    def req_del_neigh(index: int, address: str) -> Request:
+        """Forget one neighbour (ARP/ND) cache entry; the next packet resolves it again."""
+        ip = parse_ip(address, "neighbour address")
+        fam = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        payload = _NDMSG.pack(fam, index, 0, 0, 0) + attr(NDA_DST, ip.packed)
+        return Request(RTM_DELNEIGH, 0, payload, f"cannot delete neighbour {address}", address)
 
     # ---- sending ------------------------------------------------------------------------------
     def do(self, req: Request) -> None:

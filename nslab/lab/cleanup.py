@@ -7,6 +7,7 @@ A recorded-but-unmarked namespace is removed only when it holds nothing but lo (
 
 from __future__ import annotations
 
+from .. import faults
 from ..kernel import bulk, netns
 from . import apply
 from . import state as st
@@ -42,6 +43,7 @@ def cleanup(only: str | None = None) -> int:
         rec = st.load(lab)
         if rec is not None and not _healthy(lab):
             with st.locked(lab):
+                faults.forget(lab)
                 deleted, _ = apply.down(rec)
             removed += deleted
         elif rec is None:

@@ -11,13 +11,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, UsageError
 from ..namespace import Namespace
 from . import apply, builtin
 from . import state as st
 from .plan import LinkPlan, Plan, make_plan
+
+if TYPE_CHECKING:
+    from ..capture import Capture
+    from ..perf import PerfResult
+    from ..reach import ReachResult
 from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
 
 
@@ -189,10 +194,13 @@ class Lab:
 
     def down(self, progress: apply.Progress | None = None) -> int:
         """Delete the lab's namespaces (and what runs in them). Idempotent."""
+        from .. import faults
+
         with st.locked(self.name):
             rec = st.load(self.name)
             if rec is None:
                 return 0
+            faults.forget(self.name)  # resumes stopped processes so that they can be terminated
             deleted, _ = apply.down(rec, progress)
         return deleted
 
@@ -209,6 +217,56 @@ class Lab:
 
     def add_link(self, *endpoints: str, mtu: int | None = None) -> Link:
         return self.topology.add_link(*endpoints, mtu=mtu)
+
+    # ---- seeing inside (nslab.reach, .top, .graph, .perf, .capture) -------------------------
+    def reach(self, **kwargs: Any) -> ReachResult:
+        """All-pairs reachability, probed concurrently (see nslab.reach.reach for the options)."""
+        from ..reach import reach
+
+        return reach(self, **kwargs)
+
+    def graph(self, fmt: str = "mermaid") -> str:
+        from ..graph import graph
+
+        return graph(self, fmt)
+
+    def counters(self) -> dict[str, Any]:
+        """One reading of every interface's counters (nslab.top.sample); rates come from two."""
+        from ..top import sample
+
+        return sample(self)
+
+    def perf(self, a: str, b: str, **kwargs: Any) -> PerfResult:
+        from ..perf import perf
+
+        return perf(self, a, b, **kwargs)
+
+    def capture(self, node: str, iface: str | None = None, **kwargs: Any) -> Capture:
+        """A packet capture on NODE's interface, as a context manager (nslab.capture.capture)."""
+        from ..capture import capture
+
+        return capture(self, node, iface, **kwargs)
+
+    # ---- breaking it on purpose (nslab.faults) ----------------------------------------------
+    def partition(self, *groups: Sequence[str]) -> None:
+        from .. import faults
+
+        faults.partition(self, groups)
+
+    def heal(self) -> None:
+        from .. import faults
+
+        faults.heal(self)
+
+    def link(self, a: str, b: str, up: bool, iface: str | None = None) -> None:
+        from .. import faults
+
+        faults.link_state(self, a, b, up, iface)
+
+    def impair(self, a: str, b: str, direction: str | None = "both", **kwargs: Any) -> None:
+        from .. import faults
+
+        faults.impair(self, a, b, direction, **kwargs)
 
     # ---- nodes --------------------------------------------------------------------------------
     def __getitem__(self, node: str) -> LabNode:
