@@ -91,15 +91,9 @@ def down(args: argparse.Namespace) -> int:
 
 
 def _down(name: str, bar: Bar) -> int:
-    from .. import faults
-    from ..lab import apply
+    from ..lab.lab import down_by_name
 
-    with st.locked(name):
-        rec = st.load(name)
-        if rec is None:
-            return 0
-        faults.forget(name)  # resumes stopped processes so that they can be terminated
-        deleted, skipped = apply.down(rec, bar)
+    deleted, skipped = down_by_name(name, bar)
     if skipped:
         print(f"lab {name}: left {skipped} namespaces alone (they do not carry this lab's marker)",
               file=sys.stderr)

@@ -7,7 +7,7 @@ A recorded-but-unmarked namespace is removed only when it holds nothing but lo (
 
 from __future__ import annotations
 
-from .. import faults
+from .. import faults, services
 from ..kernel import bulk, netns
 from . import apply
 from . import state as st
@@ -45,13 +45,17 @@ def cleanup(only: str | None = None) -> int:
             with st.locked(lab):
                 faults.forget(lab)
                 deleted, _ = apply.down(rec)
+            services.remove_logs(lab)
             removed += deleted
         elif rec is None:
             st.remove(lab)  # unreadable record
     # Marked namespaces whose lab has no healthy record.
+    marked = marked_namespaces()
     victims = [
-        name for name, (lab, node) in marked_namespaces().items()
+        name for name, (lab, node) in marked.items()
         if (only is None or lab == only) and not _healthy(lab) and name == f"{lab}-{node}"
     ]
     removed += len(bulk.delete(victims))
+    for lab in {lab for name, (lab, node) in marked.items() if name in victims}:
+        services.remove_logs(lab)
     return removed

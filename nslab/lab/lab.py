@@ -68,6 +68,21 @@ def _finish_record(rec: st.LabState, topology: Topology) -> None:
     rec.plan_digest = digest(topology)
 
 
+def down_by_name(name: str, progress: apply.Progress | None = None) -> tuple[int, int]:
+    """Take lab NAME down: its services, faults, namespaces, logs. Returns (deleted, left alone)."""
+    from .. import faults, services
+
+    services.forget(name)  # reap the service processes this process started
+    with st.locked(name):
+        rec = st.load(name)
+        deleted = skipped = 0
+        if rec is not None:
+            faults.forget(name)  # resumes stopped processes so that they can be terminated
+            deleted, skipped = apply.down(rec, progress)
+    services.remove_logs(name)
+    return deleted, skipped
+
+
 @dataclass
 class UpResult:
     lab: str
@@ -194,15 +209,7 @@ class Lab:
 
     def down(self, progress: apply.Progress | None = None) -> int:
         """Delete the lab's namespaces (and what runs in them). Idempotent."""
-        from .. import faults
-
-        with st.locked(self.name):
-            rec = st.load(self.name)
-            if rec is None:
-                return 0
-            faults.forget(self.name)  # resumes stopped processes so that they can be terminated
-            deleted, _ = apply.down(rec, progress)
-        return deleted
+        return down_by_name(self.name, progress)[0]
 
     def __enter__(self) -> Lab:
         self.up()
