@@ -1,0 +1,38 @@
+"""`nslab lab perf LAB A B [--udp] [--time S] [--rate R] [--json]`: built-in throughput from A to B."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import UsageError
+from ..lab.lab import Lab
+from ..perf import parse_rate, parse_seconds, perf
+from .common import verb_parser
+from .main import emit_json
+
+
+def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Adds `perf` to the verbs of `nslab lab` (called by nslab.cli.lab.register)."""
+    p = verb_parser(verbs, "perf", "throughput from node A to node B, TCP or UDP (built in, no iperf needed)")
+    p.add_argument("name", metavar="LAB")
+    p.add_argument("a", metavar="A", help="client node (sends)")
+    p.add_argument("b", metavar="B", help="server node (receives; its first IPv4 address is used)")
+    p.add_argument("--udp", action="store_true", help="UDP paced to --rate: loss, jitter (RFC 3550), reordering")
+    p.add_argument("-t", "--time", metavar="S", default="3", help="seconds to measure (default 3)")
+    p.add_argument("-r", "--rate", metavar="R", help="UDP target rate in bits/s: 100M, 1G (default 1G)")
+    p.set_defaults(handler=perf_cmd)
+
+
+def perf_cmd(args: argparse.Namespace) -> int:
+    seconds = parse_seconds(args.time)
+    if args.rate is not None:
+        if not args.udp:
+            raise UsageError("lab perf: --rate applies to UDP only", "add --udp, or drop --rate")
+        parse_rate(args.rate)
+    lab = Lab.attach(args.name)
+    res = perf(lab, args.a, args.b, udp=args.udp, seconds=seconds, rate=args.rate)
+    if args.json:
+        emit_json(res.to_json())
+    else:
+        print(res.summary())
+    return 0
