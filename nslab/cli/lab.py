@@ -46,11 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "check", "run the checks: of the lab's topology file (reach, no_reach, port_open)")
     p.add_argument("name")
     p.set_defaults(handler=check)
-    # Verbs with modules of their own: observe (reach, top, graph) and faults (link, node, partition,
+    # Verbs with modules of their own: observe (reach, perf, capture, top, graph) and faults (link, node, partition,
     # heal, impair).
-    from . import lab_faults, lab_graph, lab_reach, lab_top
+    from . import lab_capture, lab_faults, lab_graph, lab_perf, lab_reach, lab_top
 
-    for module in (lab_reach, lab_top, lab_graph, lab_faults):
+    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults):
         module.register(verbs)
 
 
