@@ -11,6 +11,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -81,12 +82,14 @@ def test_cli_exit_status_and_json(lab: Lab, capsys: pytest.CaptureFixture[str]) 
 
 
 REPO = str(Path(__file__).resolve().parents[2])
+# Installed, nslab registers the collector through its pytest11 entry point; from a bare checkout, by -p.
+PLUGIN = [] if any(ep.name == "nslab_checks" for ep in entry_points(group="pytest11")) else ["-p", "nslab.pytest_checks"]
 
 
 def test_pytest_collects_lab_files(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", REPO)
     pytester.makefile(".lab.yaml", net=textwrap.dedent(TOPO.format(name="ignored")))
-    result = pytester.runpytest_subprocess("-p", "nslab.pytest_checks", "-v")
+    result = pytester.runpytest_subprocess(*PLUGIN, "-v")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*net.lab.yaml::reach h1 -> h3 [[]line 5[]] PASSED*",
                                  "*net.lab.yaml:9: FAIL no_reach h1 -> h3*"])
@@ -98,7 +101,7 @@ def test_pytest_reports_a_bad_lab_file_without_traceback(pytester: pytest.Pytest
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", REPO)
     pytester.makefile(".lab.yaml", bad="name: x\nnodes: {h1: {}}\nchecks:\n  - reach: [h1, zz]\n")
-    result = pytester.runpytest_subprocess("-p", "nslab.pytest_checks")
+    result = pytester.runpytest_subprocess(*PLUGIN)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*bad.lab.yaml:4: checks[[]0[]].reach: unknown node 'zz'*"])
     assert "Traceback" not in result.stdout.str()
