@@ -83,7 +83,8 @@ def test_cli_exit_status_and_json(lab: Lab, capsys: pytest.CaptureFixture[str]) 
 
 REPO = str(Path(__file__).resolve().parents[2])
 # Installed, nslab registers the collector through its pytest11 entry point; from a bare checkout, by -p.
-PLUGIN = [] if any(ep.name == "nslab_checks" for ep in entry_points(group="pytest11")) else ["-p", "nslab.pytest_checks"]
+INSTALLED = any(ep.name == "nslab_checks" for ep in entry_points(group="pytest11"))
+PLUGIN = [] if INSTALLED else ["-p", "nslab.pytest_checks"]
 
 
 def test_pytest_collects_lab_files(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
