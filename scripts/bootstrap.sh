@@ -8,13 +8,15 @@ dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
 # Runtime: iproute2 (ip netns exec semantics for run_full), iputils-ping (the lab demo), nftables
-# (partitions and loss), graphviz (lab graph --format svg), python3-venv (Debian's python3 lacks venv).
+# (partitions and loss), graphviz (lab graph --format svg), libpcap (capture filters), python3-venv
+# (Debian's python3 lacks venv).
 # Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3, etcd.
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v nft >/dev/null || need+=(nftables)
 command -v dot >/dev/null || need+=(graphviz)
+ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)  # capture filters
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "$dev" = 1 ]; then
   command -v ifconfig >/dev/null || need+=(net-tools)
