@@ -226,6 +226,7 @@ class Capture:
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self._queue: queue.Queue[Packet | None] | None = None
+        self._iterated = False
         self._queued_bytes = 0
         self._queue_lock = threading.Lock()
         self.started = 0.0
@@ -235,6 +236,10 @@ class Capture:
     def start(self) -> Capture:
         if self._thread is not None:
             return self
+        # A capture that neither writes a file nor calls back is there to be iterated: queue from the
+        # start, so the loop also gets the packets that arrived before it began (bounded, like the rest).
+        if self._queue is None and self.write_to is None and self.on_packet is None:
+            self._queue = queue.Queue(QUEUE_MAX)
         self._sock = PacketSocket(self.netns, self.iface, self.bpf, self.snaplen)
         try:
             if self.write_to is not None:
@@ -356,11 +361,12 @@ class Capture:
         self.stop()
 
     def __iter__(self) -> Iterator[Packet]:
-        """Packets captured from now on, as they arrive, until count or stop().
+        """Packets captured since start (or, if not started, from now on), until count or stop().
 
         They pass through a queue bounded in packets and bytes: a consumer slower than the traffic loses
         packets (counted in `queue_drops`) rather than growing memory; the pcap file still gets every one.
         """
+        self._iterated = True
         if self._queue is None:
             self._queue = queue.Queue(QUEUE_MAX)
         self.start()
@@ -382,7 +388,7 @@ class Capture:
 
     def summary(self) -> str:
         where = f"{self.node}:{self.iface}"
-        extra = f", {self.queue_drops} not shown (reader too slow)" if self.queue_drops else ""
+        extra = f", {self.queue_drops} not shown (reader too slow)" if self.queue_drops and self._iterated else ""
         return (f"{self.count} packets captured on {where} in {self.elapsed:.2f} s, "
                 f"{self.drops} dropped by kernel{extra}")
 

@@ -246,11 +246,14 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+# `python -c NSLAB_MAIN REPO TESTS ARGV...` runs `nslab ARGV` from this checkout, as the console script does.
+NSLAB_MAIN = (
+    "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import conftest; "
+    "from nslab.cli.main import main; sys.exit(main(sys.argv[3:]))"
+)
+
+
 def nslab_subprocess(argv: Sequence[str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
     """`nslab ARGV` in a child process (for verbs that exec, like `ns exec`); same entry point as the CLI."""
-    code = (
-        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import conftest; "
-        "from nslab.cli.main import main; sys.exit(main(sys.argv[3:]))"
-    )
-    return subprocess.run([sys.executable, "-c", code, REPO, TESTS, *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, ROOT_REASON, TESTS, is_root
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
 
 from nslab.capture import PCAP_MAGIC_NS, Packet, PcapWriter, capture, decode, parse_target
 from nslab.errors import NotFoundError, UsageError
@@ -33,31 +33,8 @@ needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed "
                                                                          "(apt-get install -y tshark)")
 
-# The `nslab lab capture|perf` verbs in a parser of their own (nslab.cli.lab wires them in later),
-# mapping errors to exit codes as nslab.cli.main does.
-CLI = """
-import sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import conftest
-from nslab.cli.main import _Parser, add_globals
-from nslab.cli.common import object_parser
-from nslab.cli import lab_capture, lab_perf
-from nslab.errors import NslabError
-p = _Parser(prog="nslab")
-add_globals(p, top=True)
-objects = p.add_subparsers(dest="object", parser_class=_Parser)
-verbs = object_parser(objects, "lab", "labs")
-lab_capture.register(verbs)
-lab_perf.register(verbs)
-try:
-    args = p.parse_args(sys.argv[3:])
-    sys.exit(args.handler(args))
-except NslabError as exc:
-    print(f"nslab: {exc}", file=sys.stderr)
-    sys.exit(exc.exit_code)
-except KeyboardInterrupt:
-    sys.exit(130)
-"""
+# The real CLI entry point, in a child process (Ctrl-C and exit codes as users see them).
+CLI = NSLAB_MAIN
 
 
 def cli_popen(argv: list[str]) -> subprocess.Popen[str]:

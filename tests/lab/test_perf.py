@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO, ROOT_REASON, TESTS, is_root
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
 
 from nslab.errors import NotFoundError, UsageError
 from nslab.lab import state as st
@@ -34,26 +34,8 @@ SHAPED = 50e6
 
 # The `nslab lab perf` verb in a parser of its own (nslab.cli.lab wires it in later), errors mapped to
 # exit codes as nslab.cli.main does.
-CLI = """
-import sys
-sys.path[:0] = [sys.argv[1], sys.argv[2]]
-import conftest
-from nslab.cli.main import _Parser, add_globals
-from nslab.cli.common import object_parser
-from nslab.cli import lab_perf
-from nslab.errors import NslabError
-p = _Parser(prog="nslab")
-add_globals(p, top=True)
-objects = p.add_subparsers(dest="object", parser_class=_Parser)
-verbs = object_parser(objects, "lab", "labs")
-lab_perf.register(verbs)
-try:
-    args = p.parse_args(sys.argv[3:])
-    sys.exit(args.handler(args))
-except NslabError as exc:
-    print(f"nslab: {exc}", file=sys.stderr)
-    sys.exit(exc.exit_code)
-"""
+# The real CLI entry point, in a child process (Ctrl-C and exit codes as users see them).
+CLI = NSLAB_MAIN
 
 
 def cli(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
