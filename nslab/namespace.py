@@ -13,7 +13,7 @@ from .errors import NotFoundError, UsageError
 from .kernel import netns as _netns
 from .kernel import procs as _procs
 from .kernel.rtnl import Request, Rtnl, parse_mac
-from .kernel.spawn import ParkedThread
+from .kernel.spawn import ParkedThread, finish
 from .model import Address, Link, Route
 from .names import check_netns_name
 
@@ -196,14 +196,7 @@ class Namespace:
             kwargs["stdout"] = kwargs["stderr"] = subprocess.PIPE
         if input is not None:
             kwargs["stdin"] = subprocess.PIPE
-        with self.popen(argv, text=text, **kwargs) as proc:
-            try:
-                out, err = proc.communicate(input, timeout=timeout)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-        res = subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+        res = finish(self.popen(argv, text=text, **kwargs), input, timeout)
         if check:
             res.check_returncode()
         return res

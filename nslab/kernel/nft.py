@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Sequence
 
 from ..errors import FeatureMissing, KernelError
-from .spawn import ParkedThread
+from .spawn import ParkedThread, finish
 
 TABLE = "nslab"  # the name of every table nslab creates (inet and netdev families)
 FAMILIES = ("inet", "netdev")
@@ -32,15 +32,9 @@ def run_in(netns: str, argv: Sequence[str], input: str | None = None,
     """Run a program inside NETNS (fast path: a parked thread spawns it), capturing its output as text."""
     parked = ParkedThread(netns)
     try:
-        with parked.popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-            try:
-                out, err = proc.communicate(input, timeout=timeout)
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-        return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+        proc = parked.popen(list(argv), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return finish(proc, input, timeout)
     finally:
         parked.close()
 

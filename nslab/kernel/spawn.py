@@ -68,6 +68,19 @@ class ParkedThread:
             self._thread.join()
 
 
+def finish(proc: subprocess.Popen[Any], input: str | bytes | None = None,
+           timeout: float | None = None) -> subprocess.CompletedProcess[Any]:
+    """Wait for a started program like subprocess.run does; it is killed if the wait is interrupted."""
+    with proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def enter_full(name: str) -> None:
     """Move the calling (single-threaded) process into namespace NAME the way `ip netns exec` does:
     setns, a private mount namespace, a fresh /sys for the namespace, /etc/netns/NAME/* over /etc."""
