@@ -36,7 +36,7 @@ def topology_to_data(t: Topology) -> dict[str, Any]:
         "links": [
             {"endpoints": [{"node": e.node, "ifname": e.ifname, "ipv4": e.ipv4, "ipv6": e.ipv6}
                            for e in lk.endpoints],
-             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6}
+             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6, "impair": lk.impair}
             for lk in t.links
         ],
         "checks": [{"kind": c.kind, "src": c.src, "dst": c.dst, "port": c.port, "retries": c.retries}
@@ -49,7 +49,7 @@ def topology_from_data(d: dict[str, Any]) -> Topology:
         name=d["name"],
         nodes={k: Node(name=v["name"], kind=v["kind"]) for k, v in d["nodes"].items()},
         links=[Link(endpoints=[Endpoint(**e) for e in lk["endpoints"]], mtu=lk["mtu"], prefix=lk["prefix"],
-                    prefix6=lk["prefix6"]) for lk in d["links"]],
+                    prefix6=lk["prefix6"], impair=lk.get("impair", {})) for lk in d["links"]],
         routing=d["routing"],
         pools=Pools(**d["pools"]),
         checks=[Check(**c) for c in d.get("checks", [])],
@@ -176,8 +176,31 @@ class Lab:
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
                               created=time.time())
             apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology))
+        try:
+            self._apply_declared_impairments()
+        except BaseException:
+            self.down()  # all or nothing: a lab whose declared faults cannot be applied is not left up
+            raise
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
+
+    def _apply_declared_impairments(self) -> None:
+        """The `impair:` of the file's links, through the same call as `nslab lab impair`."""
+        from .. import faults
+
+        seen: dict[frozenset[str], int] = {}  # point-to-point links met so far between each pair
+        for link in self.topology.links:
+            if len(link.endpoints) != 2:
+                continue
+            a, b = link.endpoints[0].node, link.endpoints[1].node
+            nth = seen.get(frozenset((a, b)), 0)
+            seen[frozenset((a, b))] = nth + 1
+            if not link.impair:
+                continue
+            found = faults.links_between(self.plan, a, b)  # in file order, A's end first
+            iface = found[nth][0].ifname if len(found) > 1 else None
+            for direction, values in link.impair.items():
+                faults.impair(self, a, b, direction, iface=iface, **values)
 
     def _reconcile(self, rec: st.LabState, plan: Plan, t0: float, progress: apply.Progress | None) -> UpResult:
         if rec.plan_digest == digest(self.topology):

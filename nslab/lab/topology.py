@@ -77,6 +77,8 @@ class Link:
     mtu: int | None = None
     prefix: str | None = None  # explicit IPv4 subnet of the segment this link belongs to
     prefix6: str | None = None  # explicit IPv6 subnet
+    # Declared impairments, applied at `up`: direction ("both" or "A->B") -> {loss|rate|duplicate|...: value}
+    impair: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -236,6 +238,33 @@ class _Checker:
             self.link(i, link, ifnames)
         for i, check in enumerate(t.checks):
             self.check(i, check)
+        for i, link in enumerate(t.links):
+            if link.impair:
+                self.impair(i, link)
+
+    def impair(self, i: int, link: Link) -> None:
+        from ..faults import parse_percent, parse_rate, parse_time  # pure parsers; late: faults imports labs
+
+        t, path, line = self.t, f"links[{i}].impair", link.lines.get("impair", link.lines.get(""))
+        if len(link.endpoints) != 2:
+            t.fail(path, "impairments act on a link between two nodes, not on a LAN segment",
+                   "declare them on the point-to-point links, e.g. between a host and its switch", line)
+        a, b = link.endpoints[0].node, link.endpoints[1].node
+        for direction, values in link.impair.items():
+            if direction != "both" and direction not in (f"{a}->{b}", f"{b}->{a}"):
+                t.fail(f"{path}.{direction}", f"direction {direction!r} is not along this link",
+                       f"write {a}->{b} or {b}->{a}", line)
+            for kind, value in values.items():
+                try:
+                    if kind == "rate":
+                        parse_rate(value)
+                    elif kind in ("delay", "jitter"):
+                        parse_time(value, kind)
+                    else:
+                        parse_percent(value, f"{kind} percentage")
+                except UsageError as exc:
+                    t.fail(f"{path}.{direction}.{kind}" if direction != "both" else f"{path}.{kind}",
+                           exc.message, exc.hint, line)
 
     def check(self, i: int, c: Check) -> None:
         t, path = self.t, f"checks[{i}]"
@@ -460,7 +489,8 @@ def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:
 TOP_KEYS = ("name", "routing", "pools", "nodes", "links", "checks")
 PORT_CHECK_KEYS = ("from", "to", "port")
 NODE_KEYS = ("kind",)
-LINK_KEYS = ("endpoints", "mtu", "prefix", "prefix6")
+LINK_KEYS = ("endpoints", "mtu", "prefix", "prefix6", "impair")
+IMPAIR_KEYS = ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
 ENDPOINT_KEYS = ("node", "ifname", "ipv4", "ipv6")
 POOL_KEYS = tuple(DEFAULT_POOLS)
 
@@ -724,7 +754,26 @@ class _Loader:
         for key in ("prefix", "prefix6"):
             if key in fields:
                 setattr(link, key, self.string(fields[key][1], f"{path}.{key}"))
+        if "impair" in fields:
+            link.impair = self.impairments(fields["impair"][1], f"{path}.impair")
         return link
+
+    def impairments(self, node: yaml.Node, path: str) -> dict[str, dict[str, str]]:
+        """{loss: 1%} for both directions, or {"h1->r1": {loss: 5%}, "r1->h1": {rate: 1mbit}}."""
+        hint = "write impair: {loss: 1%, rate: 10mbit} or impair: {\"h1->r1\": {loss: 5%}}"
+        entries = self.mapping(node, path, (), "impair", hint)
+        if all(k in IMPAIR_KEYS for k in entries):
+            return {"both": {k: self.string(v, f"{path}.{k}") for k, (_, v) in entries.items()}}
+        out: dict[str, dict[str, str]] = {}
+        for key, (knode, vnode) in entries.items():
+            if "->" not in key:
+                close = _closest(key, IMPAIR_KEYS)
+                self.fail(knode, f"{path}.{key}", f"unknown impairment {key!r}",
+                          (f"did you mean {close!r}? " if close else "")
+                          + f"impairments: {', '.join(IMPAIR_KEYS)}, or a direction like 'h1->r1'")
+            sub = self.mapping(vnode, f"{path}.{key}", IMPAIR_KEYS, f"impairments of {key}", hint)
+            out[key] = {k: self.string(v, f"{path}.{key}.{k}") for k, (_, v) in sub.items()}
+        return out
 
     def endpoint(self, node: yaml.Node, path: str) -> Endpoint:
         line = node.start_mark.line + 1
