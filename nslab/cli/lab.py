@@ -79,6 +79,7 @@ def down(args: argparse.Namespace) -> int:
             n = cleanup_mod.cleanup(only=args.name)
             print(f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker")
             return 0
+        st.drop_lock(args.name)  # an `up` killed before its first record leaves only its lock file
         print(f"lab {args.name}: not up, nothing to do")
         return 0
     bar = Bar()

@@ -41,6 +41,10 @@ def cleanup(only: str | None = None) -> int:
         if only is not None and lab != only:
             continue
         rec = st.load(lab)
+        if rec is not None and rec.netns and not any(netns.exists(n) for n in rec.netns.values()):
+            st.remove(lab)  # a record whose namespaces were all removed by other means
+            st.drop_lock(lab)
+            continue
         if rec is not None and not _healthy(lab):
             with st.locked(lab):
                 faults.forget(lab)
@@ -58,4 +62,5 @@ def cleanup(only: str | None = None) -> int:
     removed += len(bulk.delete(victims))
     for lab in {lab for name, (lab, node) in marked.items() if name in victims}:
         services.remove_logs(lab)
+        st.drop_lock(lab)
     return removed

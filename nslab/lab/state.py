@@ -76,6 +76,13 @@ def remove(lab: str) -> None:
             os.unlink(p)
 
 
+def drop_lock(lab: str) -> None:
+    """Remove LAB's lock file if LAB has no record (a crashed `up` leaves one behind)."""
+    if not os.path.exists(_path(lab)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(STATE_DIR, f"{lab}.lock"))
+
+
 def names() -> list[str]:
     try:
         return sorted(e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json"))
