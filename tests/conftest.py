@@ -174,14 +174,40 @@ def netns_factory() -> Iterator[NetnsFactory]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_namespace_left_behind() -> Iterator[None]:
+    started = time.time()
     yield
     left = _ours_left()
     if left:
         pytest.fail(f"LEAK: test namespaces still exist after the session: {left}", pytrace=False)
+    # Test labs are named t + 6 hex digits: their namespaces, state, locks and logs must all be gone.
+    lab_left = _test_lab_leftovers(started)
+    if lab_left:
+        pytest.fail(f"LEAK: test lab leftovers after the session: {lab_left}", pytrace=False)
     others = [n for n in (os.listdir(NETNS_DIR) if os.path.isdir(NETNS_DIR) else [])
               if n.startswith(PREFIX)]
     if others:  # another run's (concurrent, or crashed earlier): reported, never touched
         print(f"\nWARNING: {PREFIX}* namespaces of other test runs exist: {sorted(others)}", file=sys.stderr)
+
+
+def _test_lab_leftovers(since: float) -> list[str]:
+    """Files of test labs (t + 6 hex digits) made during this session that are still there."""
+    import re
+
+    pattern = re.compile(r"t[0-9a-f]{6}([.-].*)?$")
+    found = []
+    for d in (NETNS_DIR, "/run/nslab/labs", "/run/nslab/logs", "/run/nslab/faults"):
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            continue
+        for e in entries:
+            path = os.path.join(d, e)
+            try:
+                if pattern.match(e) and os.lstat(path).st_mtime >= since:
+                    found.append(path)
+            except OSError:
+                continue
+    return sorted(found)
 
 
 # ---- the oracle -----------------------------------------------------------------------------------
