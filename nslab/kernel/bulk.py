@@ -15,7 +15,7 @@ from .netlink import NetlinkSocket
 from .rtnl import Request, Rtnl
 
 
-def create(name: str, sysctls: Sequence[tuple[str, str]] = ()) -> Rtnl:
+def create(name: str, sysctls: Sequence[tuple[str, str]] = (), via: netns._Door | None = None) -> Rtnl:
     """Create namespace NAME, set its sysctls, and return a socket into it."""
 
     def inside() -> NetlinkSocket:
@@ -23,7 +23,7 @@ def create(name: str, sysctls: Sequence[tuple[str, str]] = ()) -> Rtnl:
             sysctl.write(key, value)
         return NetlinkSocket()
 
-    sock = netns.create(name, then=inside)
+    sock = netns.create(name, then=inside, via=via)
     assert sock is not None
     return Rtnl(sock, name)
 

@@ -122,6 +122,22 @@ def door() -> _Door:
         return _door
 
 
+_pool: list[_Door] = []
+
+
+def doors(n: int) -> list[_Door]:
+    """N door threads, for creating many namespaces in parallel (the kernel work of namespace setup and
+    of /run/netns file creation overlaps across CPUs). The first is the ordinary door."""
+    with _door_lock:
+        global _pool
+        _pool = [d for d in _pool if d.is_alive()]
+        while len(_pool) < n - 1:
+            extra = _Door()
+            extra.start()
+            _pool.append(extra)
+    return [door(), *_pool[: n - 1]]
+
+
 _shared_done = False
 
 
@@ -155,7 +171,7 @@ def _ensure_run_dir() -> None:
     _shared_done = True
 
 
-def create(name: str, then: Callable[[], T] | None = None) -> T | None:
+def create(name: str, then: Callable[[], T] | None = None, via: _Door | None = None) -> T | None:
     """Create namespace NAME; run `then` inside it (e.g. open a netlink socket) before leaving it."""
     target = path(name)
     _ensure_run_dir()
@@ -169,7 +185,7 @@ def create(name: str, then: Callable[[], T] | None = None) -> T | None:
     except PermissionError as exc:
         raise _privilege_error(f"cannot create namespace {name!r}") from exc
     os.close(fd)
-    d = door()
+    d = via or door()
 
     def inside() -> T | None:
         try:
