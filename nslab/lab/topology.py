@@ -766,7 +766,7 @@ class _Loader:
             return {"both": {k: self.string(v, f"{path}.{k}") for k, (_, v) in entries.items()}}
         out: dict[str, dict[str, str]] = {}
         for key, (knode, vnode) in entries.items():
-            if "->" not in key:
+            if "->" not in key and key != "both":
                 close = _closest(key, IMPAIR_KEYS)
                 self.fail(knode, f"{path}.{key}", f"unknown impairment {key!r}",
                           (f"did you mean {close!r}? " if close else "")
