@@ -18,6 +18,7 @@ from .errors import UsageError
 from .ifconfig import format_all
 from .kernel import netns as _netns
 from .namespace import Namespace
+from .shield import run_cleanup
 
 DEMO_NS = "nslab-demo"
 DEMO_LAB = "nslabdemo"
@@ -108,13 +109,18 @@ def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
             n.cmd(f"nslab -n {name} ifconfig")
             n.block(format_all(ns.links()))
         finally:
-            stop.set()
-            if listener is not None:
-                listener.join(3)
-            n.title("Clean up")
-            n.cmd(f"nslab ns del {name}")
-            ns.delete()
-            n.say("Done: the namespace and everything in it are gone.")
+
+            def clean_up() -> None:
+                stop.set()
+                if listener is not None:
+                    listener.join(3)
+                n.title("Clean up")
+                n.cmd(f"nslab ns del {name}")
+                if _netns.exists(name):
+                    ns.delete()
+                n.say("Done: the namespace and everything in it are gone.")
+
+            run_cleanup(clean_up)  # a second Ctrl-C must not leave the namespace behind
 
 
 def _start_listener(name: str, ready: threading.Event, stop: threading.Event,
@@ -157,6 +163,10 @@ def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:
                     n.say(line or f"FAILED: {res.stdout.strip() or res.stderr.strip()}")
             n.say("ttl=62: pings start at 64 and each router on the way takes one off; here two routers.")
         finally:
-            n.title("Take the lab down")
-            n.cmd(f"nslab lab down {name}")
-            n.say(f"{lab.down()} namespaces deleted")
+
+            def take_down() -> None:
+                n.title("Take the lab down")
+                n.cmd(f"nslab lab down {name}")
+                n.say(f"{lab.down()} namespaces deleted")
+
+            run_cleanup(take_down)

@@ -83,10 +83,15 @@ class Namespace:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.owned and self.name is not None and _netns.exists(self.name):
-            self.delete()
-        else:
-            self.close()
+        from .shield import run_cleanup
+
+        def clean_up() -> None:
+            if self.owned and self.name is not None and _netns.exists(self.name):
+                self.delete()
+            else:
+                self.close()
+
+        run_cleanup(clean_up)  # a Ctrl-C during the teardown must not leave the namespace behind
 
     def __repr__(self) -> str:
         return f"Namespace({self.name!r})"

@@ -239,7 +239,9 @@ class Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.down()
+        from ..shield import run_cleanup
+
+        run_cleanup(self.down)  # a Ctrl-C during the teardown must not leave half the lab behind
 
     # ---- growing a running lab ---------------------------------------------------------------
     def add_node(self, name: str, kind: str = "host") -> Node:
