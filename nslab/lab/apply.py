@@ -22,6 +22,7 @@ from ..errors import NslabError
 from ..kernel import bulk, netns
 from ..kernel.netns import doors
 from ..kernel.rtnl import Request, Rtnl
+from ..shield import run_cleanup
 from . import state as st
 from .plan import IfacePlan, LinkPlan, NodePlan, Plan
 
@@ -193,27 +194,31 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
         bulk.send(socks, second)
         report("addresses", len(nodes), len(nodes))
     except BaseException:
-        # Links this `up` added to namespaces that existed before (a grow) are deleted explicitly and
-        # synchronously: the kernel reaps them with a new namespace only later, and a retry must not
-        # find their names taken. Deleting one end of a veth deletes both.
-        new_nodes = {n.name for n in nodes}
-        for lk in links:
-            for end in (lk.a, lk.b):
-                if end.node not in new_nodes and end.node in socks:
-                    socks[end.node].run([Rtnl.req_del_link(layout.index[(end.node, end.ifname)], end.ifname)])
-                    break
-        for r in socks.values():
-            r.close()
-        socks.clear()
-        bulk.delete(made)
-        for n in nodes:
-            record.netns.pop(n.name, None)
-            record.inodes.pop(n.name, None)
-        if record.netns:
-            record.status = "up"
-            st.save(record)
-        else:
-            st.remove(record.lab)
+
+        def roll_back() -> None:
+            # Links this `up` added to namespaces that existed before (a grow) are deleted explicitly and
+            # synchronously: the kernel reaps them with a new namespace only later, and a retry must not
+            # find their names taken. Deleting one end of a veth deletes both.
+            new_nodes = {n.name for n in nodes}
+            for lk in links:
+                for end in (lk.a, lk.b):
+                    if end.node not in new_nodes and end.node in socks:
+                        socks[end.node].run([Rtnl.req_del_link(layout.index[(end.node, end.ifname)], end.ifname)])
+                        break
+            for r in socks.values():
+                r.close()
+            socks.clear()
+            bulk.delete(made)
+            for n in nodes:
+                record.netns.pop(n.name, None)
+                record.inodes.pop(n.name, None)
+            if record.netns:
+                record.status = "up"
+                st.save(record)
+            else:
+                st.remove(record.lab)
+
+        run_cleanup(roll_back)  # a second Ctrl-C must not stop the rollback half-way
         raise
     finally:
         for r in socks.values():
