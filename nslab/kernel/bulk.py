@@ -15,13 +15,23 @@ from .netlink import NetlinkSocket
 from .rtnl import Request, Rtnl
 
 
-def create(name: str, sysctls: Sequence[tuple[str, str]] = (), via: netns._Door | None = None) -> Rtnl:
-    """Create namespace NAME, set its sysctls, and return a socket into it."""
+def create(name: str, sysctls: Sequence[tuple[str, str]] = (), via: netns._Door | None = None,
+           marker: str | None = None) -> Rtnl:
+    """Create namespace NAME, set its sysctls, bring lo up with MARKER as its ifalias, and return a
+    socket into it. All of it happens before the name is mounted, so a namespace of ours is never
+    visible without its marker (cleanup can then trust the marker alone)."""
 
     def inside() -> NetlinkSocket:
         for key, value in sysctls:
             sysctl.write(key, value)
-        return NetlinkSocket()
+        sock = NetlinkSocket()
+        try:
+            if marker is not None:
+                Rtnl(sock, name).do(Rtnl.req_set_link(1, "lo", up=True, alias=marker))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     sock = netns.create(name, then=inside, via=via)
     assert sock is not None

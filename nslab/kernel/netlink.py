@@ -42,8 +42,11 @@ NLA_TYPE_MASK = 0x3FFF
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _ATTR = struct.Struct("=HH")
-# Batches are cut to this many bytes per sendmsg: well below the socket buffer we ask for.
+# Batches are cut to this many bytes and requests per sendmsg. The count bounds the acks that queue up
+# before we read them (36 bytes each): they must fit the receive buffer, which the kernel caps at
+# net.core.rmem_max (212992 by default) unless root forces it larger.
 BATCH_BYTES = 64 * 1024
+BATCH_REQUESTS = 256
 
 
 def align(n: int) -> int:
@@ -133,11 +136,14 @@ class NetlinkSocket:
                 sock.setsockopt(SOL_NETLINK, opt, 1)
             except OSError:
                 pass  # older kernels: plain errors without text
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
-        except OSError:
-            pass
+        for force, plain, size in ((33, socket.SO_RCVBUF, 4 << 20), (32, socket.SO_SNDBUF, 1 << 20)):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, force, size)  # SO_*BUFFORCE: root may pass rmem_max
+            except OSError:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, plain, size)
+                except OSError:
+                    pass
         sock.bind((0, 0))
         self._seq = 0
 
@@ -227,7 +233,7 @@ class NetlinkSocket:
 
         for kind, flags, payload in requests:
             seq, frame = self._frame(kind, flags | NLM_F_ACK, payload)
-            if size + len(frame) > BATCH_BYTES:
+            if size + len(frame) > BATCH_BYTES or len(buf) >= BATCH_REQUESTS:
                 flush()
             pending[seq] = len(results)
             results.append(None)

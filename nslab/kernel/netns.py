@@ -172,7 +172,8 @@ def _ensure_run_dir() -> None:
 
 
 def create(name: str, then: Callable[[], T] | None = None, via: _Door | None = None) -> T | None:
-    """Create namespace NAME; run `then` inside it (e.g. open a netlink socket) before leaving it."""
+    """Create namespace NAME; run `then` inside it (e.g. open a netlink socket, set a marker) before
+    the name is mounted: a namespace is visible under /run/netns only once `then` succeeded."""
     target = path(name)
     _ensure_run_dir()
     try:
@@ -195,8 +196,9 @@ def create(name: str, then: Callable[[], T] | None = None, via: _Door | None = N
                 raise _privilege_error(f"cannot create namespace {name!r}") from exc
             raise
         try:
+            result = then() if then is not None else None
             mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
-            return then() if then is not None else None
+            return result
         finally:
             d.go_home()
 

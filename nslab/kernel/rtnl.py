@@ -432,7 +432,10 @@ class Rtnl:
         attrs += nested(IFLA_LINKINFO, info)
         flags = IFF_UP if up else 0
         payload = _IFINFO.pack(socket.AF_UNSPEC, 0, index, flags, IFF_UP if up else 0) + attrs
-        return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, payload, f"cannot create {kind} {name!r}", name)
+        # With a chosen ifindex, EEXIST may mean the index is taken, not the name: say both.
+        what = f"cannot create {kind} {name!r}" + (f" (ifindex {index})" if index else "")
+        subject = f"{name} (or ifindex {index})" if index else name
+        return Request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, payload, what, subject)
 
     @staticmethod
     def veth_peer(peer: str, *, netns_fd: int | None = None, mtu: int | None = None,

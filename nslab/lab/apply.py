@@ -76,14 +76,12 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
     def one(n: NodePlan) -> tuple[NodePlan, Rtnl]:
         d = free.get()
         try:
-            r = bulk.create(n.netns, _sysctls(n.forwarding), via=d)
+            r = bulk.create(n.netns, _sysctls(n.forwarding), via=d, marker=st.marker(lab, n.name))
         finally:
             free.put(d)
         try:
-            reqs = [Rtnl.req_set_link(1, "lo", up=True, alias=st.marker(lab, n.name))]
             if n.bridge:
-                reqs.append(Rtnl.req_add_link(n.bridge, "bridge", index=2, up=True))
-            r.run_all(reqs)
+                r.run_all([Rtnl.req_add_link(n.bridge, "bridge", index=2, up=True)])
         except BaseException:
             r.close()
             bulk.delete([n.netns])
@@ -199,11 +197,20 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
             # Links this `up` added to namespaces that existed before (a grow) are deleted explicitly and
             # synchronously: the kernel reaps them with a new namespace only later, and a retry must not
             # find their names taken. Deleting one end of a veth deletes both.
+            # Only a device that is ours is deleted: the planned name AND the planned ifindex, read
+            # back now (a creation that failed, or a user's device that took the index, is left alone).
             new_nodes = {n.name for n in nodes}
             for lk in links:
                 for end in (lk.a, lk.b):
-                    if end.node not in new_nodes and end.node in socks:
-                        socks[end.node].run([Rtnl.req_del_link(layout.index[(end.node, end.ifname)], end.ifname)])
+                    if end.node in new_nodes or end.node not in socks:
+                        continue
+                    want = layout.index[(end.node, end.ifname)]
+                    try:
+                        found = socks[end.node].link(end.ifname)
+                    except NslabError:
+                        continue
+                    if found.ifindex == want and found.kind == "veth":
+                        socks[end.node].run([Rtnl.req_del_link(want, end.ifname)])
                         break
             for r in socks.values():
                 r.close()
@@ -237,16 +244,14 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     ours, skipped = [], 0
     names = list(record.netns.items())
     for i, (node, ns) in enumerate(names):
-        # The nsfs inode recorded at creation proves identity cheaply; the marker is the fallback
-        # for namespaces an interrupted `up` made but did not get to record.
-        known = record.inodes.get(node)
-        if known is not None and list(bulk.inode(ns) or ()) == known:
-            ours.append(ns)
-            continue
+        # Ours only with our marker, which is set before a namespace's name is mounted; the inode
+        # recorded at creation must match too when known (inode numbers are reused, so it alone
+        # proves nothing).
         mark = st.parse_marker(bulk.lo_alias(ns))
-        if mark == (record.lab, node) or (mark is None and _unmarked_ok(ns)):
+        known = record.inodes.get(node)
+        if mark == (record.lab, node) and (known is None or list(bulk.inode(ns) or ()) == known):
             ours.append(ns)
-        elif mark is not None or _exists(ns):
+        elif netns.exists(ns):
             skipped += 1
         if i % 256 == 0:
             report("checking", i, len(names))
@@ -258,26 +263,6 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     st.remove(record.lab)
     _wait_gone(ours)
     return len(deleted), skipped
-
-
-def _exists(ns: str) -> bool:
-    from ..kernel import netns
-
-    return netns.exists(ns)
-
-
-def _unmarked_ok(ns: str) -> bool:
-    """An unmarked namespace in our record is ours only if it holds nothing but lo: `up` was killed
-    between creating it and marking it. Anything else under that name belongs to someone else."""
-    from ..kernel import netns
-
-    if not netns.exists(ns):
-        return False
-    try:
-        with Rtnl.open(ns) as r:
-            return [lk.ifname for lk in r.links()] == ["lo"]
-    except NslabError:
-        return False
 
 
 def _wait_gone(names: Sequence[str], timeout: float = 2.0) -> None:

@@ -14,18 +14,23 @@ from . import state as st
 
 
 def _healthy(lab: str) -> bool:
+    """A lab is healthy when its record says up, or when an `up`/`down` of it holds its lock now
+    (pids are not trusted: they get reused)."""
     rec = st.load(lab)
     if rec is None:
         return False
-    return rec.status == "up" or st.pid_alive(rec.pid)
+    return rec.status == "up" or st.busy(lab)
 
 
 def marked_namespaces() -> dict[str, tuple[str, str]]:
     """Every namespace carrying nslab's marker: name -> (lab, node)."""
+    from .topology import _LAB_RE, LAB_NAME_MAX
+
     out = {}
     for name in netns.list_names():
         mark = st.parse_marker(bulk.lo_alias(name))
-        if mark is not None:
+        # A marker naming no valid lab was not written by nslab: not ours, whatever it says.
+        if mark is not None and len(mark[0]) <= LAB_NAME_MAX and _LAB_RE.fullmatch(mark[0]):
             out[name] = mark
     return out
 
@@ -36,23 +41,24 @@ def orphan_labs() -> set[str]:
 
 def cleanup(only: str | None = None) -> int:
     removed = 0
-    # Crashed `up`s with a record: their own down handles marked and unmarked leftovers.
+    # Records of crashed `up`s: judged again under the lab's lock (an `up` holds it from start to end,
+    # so a record still "creating" there is a crashed one); their own down handles what they made.
     for lab in st.names():
         if only is not None and lab != only:
             continue
-        rec = st.load(lab)
-        if rec is not None and rec.netns and not any(netns.exists(n) for n in rec.netns.values()):
-            st.remove(lab)  # a record whose namespaces were all removed by other means
-            st.drop_lock(lab)
-            continue
-        if rec is not None and not _healthy(lab):
-            with st.locked(lab):
+        deleted = -1
+        with st.locked(lab):
+            rec = st.load(lab)
+            if rec is None:
+                continue
+            if rec.netns and not any(netns.exists(n) for n in rec.netns.values()):
+                st.remove(lab)  # a record whose namespaces were all removed by other means
+            elif rec.status != "up":
                 faults.forget(lab)
                 deleted, _ = apply.down(rec)
+        if deleted >= 0:
             services.remove_logs(lab)
             removed += deleted
-        elif rec is None:
-            st.remove(lab)  # unreadable record
     # Marked namespaces whose lab has no healthy record.
     marked = marked_namespaces()
     victims = [

@@ -158,7 +158,9 @@ class Lab:
         t0 = time.perf_counter()
         with st.locked(self.name):
             rec = st.load(self.name)
-            if rec is not None and rec.status == "creating" and not st.pid_alive(rec.pid):
+            # We hold the lab's lock, and an `up` holds it from start to end: a record still
+            # "creating" is an interrupted `up`, whatever its pid says (pids get reused).
+            if rec is not None and rec.status == "creating":
                 raise UsageError(
                     f"lab {self.name!r} was interrupted while coming up",
                     f"remove its remains with 'nslab lab down {self.name}', then run up again",

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import UsageError
+
 STATE_DIR = "/run/nslab/labs"
 MARKER_PREFIX = "nslab:"
 
@@ -47,8 +49,21 @@ class LabState:
         return dict(self.__dict__)
 
 
+def check_name(lab: str) -> str:
+    """A lab name as the topology rules allow it; anything else never reaches a file path."""
+    from .topology import _LAB_RE, LAB_NAME_MAX
+
+    if not isinstance(lab, str) or len(lab) > LAB_NAME_MAX or not _LAB_RE.fullmatch(lab):
+        raise UsageError(
+            f"invalid lab name {lab!r}",
+            f"lab names are 1..{LAB_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter; "
+            "see 'nslab lab list'",
+        )
+    return lab
+
+
 def _path(lab: str) -> str:
-    return os.path.join(STATE_DIR, f"{lab}.json")
+    return os.path.join(STATE_DIR, f"{check_name(lab)}.json")
 
 
 def save(state: LabState) -> None:
@@ -77,30 +92,59 @@ def remove(lab: str) -> None:
 
 
 def drop_lock(lab: str) -> None:
-    """Remove LAB's lock file if LAB has no record (a crashed `up` leaves one behind)."""
-    if not os.path.exists(_path(lab)):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(STATE_DIR, f"{lab}.lock"))
+    """Remove LAB's lock file if LAB has no record (a crashed `up` leaves one behind): taking the lock
+    and releasing it does exactly that, safely against other processes."""
+    with locked(lab):
+        pass
 
 
 def names() -> list[str]:
+    from .topology import _LAB_RE, LAB_NAME_MAX
+
     try:
-        return sorted(e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json"))
+        found = [e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json")]
     except FileNotFoundError:
         return []
+    return sorted(n for n in found if len(n) <= LAB_NAME_MAX and _LAB_RE.fullmatch(n))
+
+
+def busy(lab: str) -> bool:
+    """Whether another process holds LAB's lock right now (an `up` or `down` under way)."""
+    try:
+        fd = os.open(os.path.join(STATE_DIR, f"{check_name(lab)}.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the lock if we got it
+    return False
 
 
 @contextlib.contextmanager
 def locked(lab: str) -> Iterator[None]:
     """Serialise changes to one lab across processes (two `up`s of one name must not interleave)."""
     os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
-    lock = os.path.join(STATE_DIR, f"{lab}.lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
+    lock = os.path.join(STATE_DIR, f"{check_name(lab)}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        # The holder before us may have unlinked the file we waited on: then our lock guards nothing,
+        # and a newcomer could lock a new file. Hold the lock only on the file that is still there.
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
         yield
     finally:
-        # A lab with no record leaves no lock file either (refused or rolled-back `up`, `down`).
+        # A lab with no record leaves no lock file either (refused or rolled-back `up`, `down`);
+        # unlinking while holding the lock is safe with the check above.
         if not os.path.exists(_path(lab)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(lock)
