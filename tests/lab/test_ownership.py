@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import subprocess
@@ -108,8 +109,8 @@ def test_the_lab_lock_is_exclusive_across_unlink() -> None:
     for t in (a, b, c):
         t.join()
     spans = sorted((t0, t1, tag) for tag, t0, t1 in inside)
-    for (s0, e0, t0), (s1, _, t1) in zip(spans, spans[1:], strict=False):
-        assert s1 >= e0, f"{t0} and {t1} were inside the lock together"
+    for (_, end, first), (start, _, second) in itertools.pairwise(spans):
+        assert start >= end, f"{first} and {second} were inside the lock together"
     assert not os.path.exists(os.path.join(st.STATE_DIR, f"{name}.lock"))
 
 
