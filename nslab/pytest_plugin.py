@@ -58,11 +58,17 @@ _old_sigterm_key = pytest.StashKey[Any]()
 
 
 # ------------------------------------------------------------------------------------------------ names
+# Three hex digits fixed per process (so a session can tell its own labs from a concurrent run's), three
+# random per lab.
+SESSION_TAG = secrets.token_hex(2)[:3]
+
+
 def unique_name() -> str:
-    """A lab name no lab on this machine has: `t` + 6 random hex digits (os.urandom: distinct per process,
-    hence per xdist worker), checked against the recorded labs and /run/netns."""
+    """A lab name no lab on this machine has: `t` + this process's 3-digit tag + 3 random hex digits
+    (os.urandom: distinct per process, hence per xdist worker), checked against the recorded labs and
+    /run/netns."""
     for _ in range(100):
-        name = "t" + secrets.token_hex(3)
+        name = "t" + SESSION_TAG + secrets.token_hex(2)[:3]
         if name in _LIVE or st.load(name) is not None or svc_mod.log_dir(name).exists():
             continue
         try:

@@ -179,7 +179,8 @@ def _no_namespace_left_behind() -> Iterator[None]:
     left = _ours_left()
     if left:
         pytest.fail(f"LEAK: test namespaces still exist after the session: {left}", pytrace=False)
-    # Test labs are named t + 6 hex digits: their namespaces, state, locks and logs must all be gone.
+    # Test labs are named t + this process's tag + 3 hex digits (lab_name()): their namespaces, state,
+    # locks and logs must all be gone. Concurrent runs' labs carry other tags.
     lab_left = _test_lab_leftovers(started)
     if lab_left:
         pytest.fail(f"LEAK: test lab leftovers after the session: {lab_left}", pytrace=False)
@@ -193,7 +194,9 @@ def _test_lab_leftovers(since: float) -> list[str]:
     """Files of test labs (t + 6 hex digits) made during this session that are still there."""
     import re
 
-    pattern = re.compile(r"t[0-9a-f]{6}([.-].*)?$")
+    from nslab.pytest_plugin import SESSION_TAG
+
+    pattern = re.compile(rf"t{SESSION_TAG}[0-9a-f]{{3}}([.-].*)?$")
     found = []
     for d in (NETNS_DIR, "/run/nslab/labs", "/run/nslab/logs", "/run/nslab/faults"):
         try:
@@ -208,6 +211,13 @@ def _test_lab_leftovers(since: float) -> list[str]:
             except OSError:
                 continue
     return sorted(found)
+
+
+def lab_name() -> str:
+    """A fresh lab name of this test process (see _test_lab_leftovers)."""
+    from nslab.pytest_plugin import unique_name
+
+    return unique_name()
 
 
 # ---- the oracle -----------------------------------------------------------------------------------

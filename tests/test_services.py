@@ -7,13 +7,12 @@ Traffic flows between lab namespaces or inside one node's loopback only.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 from nslab import probe
 from nslab.errors import NotFoundError, NslabError, UsageError
@@ -28,7 +27,7 @@ PY = sys.executable
 
 
 def _new_lab(topo: str = "single,3") -> Lab:
-    lab = Lab.from_topo_arg(topo, name="t" + secrets.token_hex(3))
+    lab = Lab.from_topo_arg(topo, name=lab_name())
     lab.up()
     return lab
 
@@ -237,7 +236,7 @@ def test_not_running_after_down_and_logs_removed(flab: Lab) -> None:
 @kernel
 @needs_root
 def test_start_on_a_lab_not_up() -> None:
-    lab = Lab.from_topo_arg("single,2", name="t" + secrets.token_hex(3))
+    lab = Lab.from_topo_arg("single,2", name=lab_name())
     with pytest.raises(NotFoundError, match="the lab is not up"):
         start(lab, "h1", "x", ["true"])
     assert not log_dir(lab.name).exists()

@@ -6,14 +6,13 @@ traffic is between its namespaces, or inside one node's loopback.
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 from nslab.errors import NotFoundError, UsageError
 from nslab.lab.lab import Lab
@@ -75,7 +74,7 @@ def test_wait_until_zero_timeout_tries_once_and_other_errors_propagate() -> None
 def lab() -> Iterator[Lab]:
     if not is_root():
         pytest.skip(ROOT_REASON)
-    lab = Lab.from_topo_arg("single,3", name="t" + secrets.token_hex(3))
+    lab = Lab.from_topo_arg("single,3", name=lab_name())
     lab.up()
     try:
         yield lab

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import signal
 import struct
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
 
 from nslab.capture import PCAP_MAGIC_NS, Packet, PcapWriter, capture, decode, parse_target
 from nslab.errors import NotFoundError, UsageError
@@ -150,7 +149,7 @@ def _take_down(lab: Lab) -> None:
 def lab() -> Iterator[Lab]:
     if not is_root():
         pytest.skip(ROOT_REASON)
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     lab = Lab.topo("single", 3, name=name)
     try:
         lab.up()

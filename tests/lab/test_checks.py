@@ -5,7 +5,6 @@ Traffic only flows between the lab's own namespaces. Every lab is taken down, al
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
 import textwrap
@@ -15,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 from nslab.checks import run_checks
 from nslab.cli.main import main
@@ -42,7 +41,7 @@ checks:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     lab = Lab(load_text(TOPO.format(name=name), "checks-test.yaml"))
     try:
         lab.up()

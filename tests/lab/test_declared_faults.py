@@ -6,11 +6,10 @@ The measurements reuse test_faults' UDP helper (datagrams between two lab namesp
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 from test_faults import udp
 
 from nslab import faults
@@ -27,7 +26,7 @@ def declared(name: str, impair: str) -> Lab:
 
 
 def test_declared_loss_is_applied_and_measured() -> None:
-    lab = declared("t" + secrets.token_hex(3), '{"h1->h2": {loss: 30%}}')
+    lab = declared(lab_name(), '{"h1->h2": {loss: 30%}}')
     try:
         lab.up()
         assert [f["fault"] for f in faults.faults(lab.name)] == ["impair"]
@@ -49,7 +48,7 @@ def test_declared_loss_is_applied_and_measured() -> None:
 
 
 def test_declared_netem_impairment_fails_with_nothing_left() -> None:
-    lab = declared("t" + secrets.token_hex(3), "{delay: 10ms}")
+    lab = declared(lab_name(), "{delay: 10ms}")
     with pytest.raises(FeatureMissing, match="netem"):
         lab.up()
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

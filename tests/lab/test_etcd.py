@@ -9,14 +9,13 @@ either side's. All traffic stays between the lab's namespaces.
 
 from __future__ import annotations
 
-import secrets
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from etcd_partition import Etcd, converged, etcd_bin, etcd_lab, wait_for
@@ -33,7 +32,7 @@ pytestmark = [
 
 @pytest.fixture
 def cluster() -> Iterator[tuple[Lab, Etcd]]:
-    with etcd_lab("t" + secrets.token_hex(3)) as pair:
+    with etcd_lab(lab_name()) as pair:
         yield pair
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 from nslab import faults as fl
 from nslab.errors import FeatureMissing, NslabError, UsageError
@@ -273,7 +272,7 @@ def running(t: Topology) -> Iterator[Lab]:
 
 
 def new_name() -> str:
-    return "f" + secrets.token_hex(3)
+    return lab_name()
 
 
 @pytest.fixture(scope="module")

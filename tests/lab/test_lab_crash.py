@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import REPO, ROOT_REASON, is_root
+from conftest import REPO, ROOT_REASON, is_root, lab_name
 
 from nslab.kernel import bulk
 from nslab.lab import state as st
@@ -34,7 +34,7 @@ MADE: list[str] = []
 
 
 def new_name() -> str:
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     MADE.append(name)
     return name
 

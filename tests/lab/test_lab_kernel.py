@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_REASON, ipj, is_root, nslab_subprocess
+from conftest import ROOT_REASON, ipj, is_root, lab_name, nslab_subprocess
 
 from nslab.errors import NslabError, UsageError
 from nslab.lab import state as st
@@ -37,7 +37,7 @@ MADE: list[str] = []  # every lab name this module used
 
 
 def new_name() -> str:
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     MADE.append(name)
     return name
 

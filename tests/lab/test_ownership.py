@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import secrets
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT_REASON, is_root, nslab_subprocess
+from conftest import ROOT_REASON, is_root, lab_name, nslab_subprocess
 
 from nslab.errors import NslabError, UsageError
 from nslab.lab import state as st
@@ -31,7 +30,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    lab = Lab.topo("single", 2, name="t" + secrets.token_hex(3))
+    lab = Lab.topo("single", 2, name=lab_name())
     lab.up()
     try:
         yield lab
@@ -82,7 +81,7 @@ def test_lab_names_never_reach_paths(tmp_path: Path) -> None:
 
 
 def test_the_lab_lock_is_exclusive_across_unlink() -> None:
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     inside: list[tuple[str, float, float]] = []
     a_in, a_out = threading.Event(), threading.Event()
 
@@ -115,7 +114,7 @@ def test_the_lab_lock_is_exclusive_across_unlink() -> None:
 
 
 def test_a_creating_record_is_an_interrupted_up() -> None:
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     st.save(st.LabState(lab=name, status="creating", pid=os.getpid()))  # a live pid: ours
     try:
         with pytest.raises(UsageError, match="interrupted while coming up"):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
 
 from nslab.errors import NotFoundError, UsageError
 from nslab.lab import state as st
@@ -69,7 +69,7 @@ def test_parse_rate_and_seconds() -> None:
 def lab() -> Iterator[Lab]:
     if not is_root():
         pytest.skip(ROOT_REASON)
-    name = "t" + secrets.token_hex(3)
+    name = lab_name()
     lab = Lab.topo("single", 3, name=name)
     try:
         lab.up()

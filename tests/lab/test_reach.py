@@ -11,14 +11,13 @@ import argparse
 import ipaddress
 import os
 import re
-import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import ROOT_REASON, is_root
+from conftest import ROOT_REASON, is_root, lab_name
 
 from nslab.errors import NslabError
 from nslab.lab import state as st
@@ -38,7 +37,7 @@ class Labs:
         self.labs: list[Lab] = []
 
     def topo(self, kind: str, *args: int) -> Lab:
-        lab = Lab.topo(kind, *args, name="t" + secrets.token_hex(3))
+        lab = Lab.topo(kind, *args, name=lab_name())
         self.labs.append(lab)
         lab.up()
         return lab
