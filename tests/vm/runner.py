@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import hashlib
 import lzma
 import os
@@ -130,6 +131,13 @@ def prepare(cache: Path = CACHE, log: Callable[[str], None] = lambda s: None, re
     kernel already there is used as it is (asking apt which one is current costs a second)."""
     if not refresh and (found := find_kernel(cache)) is not None:
         return found
+    _mkdir(cache)
+    with open(cache / ".lock", "w") as lock:  # two first runs at once: one fetches, the other waits
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _prepare(cache, log)
+
+
+def _prepare(cache: Path, log: Callable[[str], None]) -> Kernel:
     pkg = kernel_package()
     release = pkg.removeprefix("linux-image-")
     root = cache / "kernel" / release
@@ -145,8 +153,7 @@ def prepare(cache: Path = CACHE, log: Callable[[str], None] = lambda s: None, re
     deb = next(iter(sorted(debs.glob(f"{pkg}_*.deb"))), None)
     if deb is None:
         raise CannotRun(f"apt-get download {pkg} failed: {res.stderr.strip()[-300:]}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{release}-", dir=cache / "kernel" if (cache / "kernel").is_dir()
-                                else _mkdir(cache / "kernel")))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{release}-", dir=_mkdir(cache / "kernel")))
     try:
         for argv in (["dpkg-deb", "-x", str(deb), str(tmp)], [tool("depmod") or "depmod", "-b", str(tmp), release]):
             res = _run(argv)

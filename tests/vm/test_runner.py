@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -248,3 +249,34 @@ def test_in_slice_matches_node_ids_files_and_directories() -> None:
         assert tier.in_slice(item, [entry]), entry  # type: ignore[arg-type]
     for entry in ("tests/lab/test_x.py::test_", "tests/la", "tests/lab/test_x", "tests/lab/test_y.py", "tests/lab/t"):
         assert not tier.in_slice(item, [entry]), entry  # type: ignore[arg-type]
+
+
+def test_stand_ins_report_what_the_guest_recorded() -> None:
+    option = SimpleNamespace(nslab_vm_require=False)
+    session = tier.GuestSession(SimpleNamespace(option=option), [])  # type: ignore[arg-type]
+    session.ran = True
+    session.result = runner.Result(124, 50.0, 5.0, "tcg", console="[    9.0] the last console line")
+    session.report = {"kernel": "6.1.0-57-amd64", "running": "t.py::hung", "tests": {
+        "t.py::ok": {"outcome": "passed"},
+        "t.py::bad": {"outcome": "failed", "when": "call", "longrepr": "E   assert 1 == 2"},
+        "t.py::skip": {"outcome": "skipped", "reason": "iperf3 is not installed"},
+        "t.py::hung": {"outcome": "passed"}}}  # its setup passed, then the guest was killed
+
+    def result(nodeid: str) -> None:
+        session.result_of(SimpleNamespace(guest_nodeid=nodeid))  # type: ignore[arg-type]
+
+    result("t.py::ok")
+    with pytest.raises(tier.GuestFailure, match=r"kernel 6\.1\.0-57-amd64\), call:\nE   assert 1 == 2"):
+        result("t.py::bad")
+    with pytest.raises(pytest.skip.Exception, match="in the guest: iperf3 is not installed"):
+        result("t.py::skip")
+    with pytest.raises(tier.GuestFailure, match=r"(?s)exit status 124.*was running when the guest stopped.*last cons"):
+        result("t.py::hung")
+    with pytest.raises(tier.GuestFailure, match=r"no result from the guest for t\.py::never"):
+        result("t.py::never")
+    session.cannot = "QEMU is not installed (qemu-system-x86_64; apt-get install qemu-system-x86)"
+    with pytest.raises(pytest.skip.Exception, match=r"VM tier: QEMU is not installed \(qemu"):
+        result("t.py::ok")
+    option.nslab_vm_require = True
+    with pytest.raises(tier.GuestFailure, match=r"no guest could run \(--nslab-vm-require\): QEMU is not installed"):
+        result("t.py::ok")

@@ -159,9 +159,11 @@ class GuestSession:
                 raise GuestFailure(f"no guest could run (--nslab-vm-require): {self.cannot}")
             pytest.skip(f"VM tier: {self.cannot}")
         rec = self.report.get("tests", {}).get(item.guest_nodeid)
-        if rec is None:
+        if rec is None or self.report.get("running") == item.guest_nodeid:
             res = self.result
             why = "" if res is None else f"guest exit status {res.status} after {res.wall_s:.0f} s"
+            if self.report.get("running") == item.guest_nodeid:
+                why += "; this test was running when the guest stopped"
             if res is not None and res.status in (runner.EXIT_TIMEOUT, runner.EXIT_NO_STATUS):
                 why += f"; last console lines:\n{res.console}"
             raise GuestFailure(f"no result from the guest for {item.guest_nodeid} ({why}); its output: {self.log}")
@@ -314,6 +316,8 @@ class GuestRecorder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tests: dict[str, dict[str, Any]] = {}
+        self.running: str | None = None
+        self.exitstatus: int | None = None
 
     def _rec(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(nodeid, {"outcome": "passed", "duration": 0.0, "needs": [], "modules": []})
@@ -330,10 +334,14 @@ class GuestRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
         before = _modules()
+        self.running = item.nodeid
+        self._dump()
         try:
             return (yield)
         finally:
             self._rec(item.nodeid)["modules"] = sorted(_modules() - before)
+            self.running = None
+            self._dump()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         rec = self._rec(report.nodeid)
@@ -351,10 +359,14 @@ class GuestRecorder:
             rec["outcome"] = "xpassed"
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        data = {"kernel": os.uname().release, "exitstatus": int(exitstatus),
-                "features": {n: features.probe(n)[0] for n in sorted({f for r in self.tests.values()
-                                                                      for f in r["needs"]})},
-                "tests": self.tests}
+        self.exitstatus = int(exitstatus)
+        self._dump()
+
+    def _dump(self) -> None:
+        """The record so far, replaced whole (after every test: a guest killed at its timeout still tells)."""
+        needed = sorted({f for r in self.tests.values() for f in r["needs"]})
+        data = {"kernel": os.uname().release, "exitstatus": self.exitstatus, "running": self.running,
+                "features": {n: features.probe(n)[0] for n in needed}, "tests": self.tests}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
         os.replace(tmp, self.path)
