@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -157,7 +157,7 @@ class GuestSession:
         if self.cannot is not None:
             if self.config.option.nslab_vm_require:
                 raise GuestFailure(f"no guest could run (--nslab-vm-require): {self.cannot}")
-            pytest.skip(f"VM tier: {self.cannot}")
+            _skip(f"VM tier: {self.cannot}")
         rec = self.report.get("tests", {}).get(item.guest_nodeid)
         if rec is None or self.report.get("running") == item.guest_nodeid:
             res = self.result
@@ -172,7 +172,7 @@ class GuestSession:
             raise GuestFailure(f"in the guest (kernel {self.report.get('kernel')}), {rec.get('when')}:\n"
                                f"{rec.get('longrepr', '')}")
         if outcome == "skipped":
-            pytest.skip(f"in the guest: {rec.get('reason', '')}")
+            _skip(f"in the guest: {rec.get('reason', '')}")
         if outcome == "xfailed":
             pytest.xfail(f"in the guest: {rec.get('reason', '')}")
 
@@ -212,6 +212,11 @@ class GuestSession:
         out = Path(config.option.nslab_vm_report)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(self.report, indent=1) + "\n")
+
+
+def _skip(reason: str) -> NoReturn:
+    # Reported at the test's own location, as a skip marker's would be (not at this line).
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 def _python_overlays(rootdir: str) -> list[str]:
