@@ -250,6 +250,9 @@ def build_initramfs(kernel: Kernel, cache: Path = CACHE) -> Path:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(blob)
         os.replace(tmp, path)
+        for old in cache.glob(f"initrd-{kernel.release}-*.cpio"):  # built from an earlier init.sh
+            if old != path:
+                old.unlink(missing_ok=True)
     return path
 
 
