@@ -120,7 +120,9 @@ class Service:
                 "bring the lab up first: lab.up(), or 'nslab lab up'",
             )
         self.log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        env = {**os.environ, **self.env} if self.env is not None else None
+        # Python buffers stdout written to a file: a Python service's prints would reach its log only when
+        # the buffer fills or the program exits. Unbuffered unless the environment or env= says otherwise.
+        env = {"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})}
         with open(self.log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"==> nslab: {stamp} starting {self.name}: {' '.join(self.argv)}\n".encode())

@@ -36,6 +36,26 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# The VM tier (docs/vm-tier.md): QEMU, a static busybox for the guest's initramfs, kmod (depmod for the
+# guest kernel's modules; modprobe in the guest). Root only, like the tier; the kernel is not installed
+# (its package would pull initramfs-tools and udev into the host) but unpacked into .cache/vm below.
+vm_need=()
+if [ "$dev" = 1 ]; then
+  command -v qemu-system-x86_64 >/dev/null || vm_need+=(qemu-system-x86)
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || vm_need+=(busybox-static)
+  PATH="$PATH:/usr/sbin:/sbin" command -v depmod >/dev/null || vm_need+=(kmod)
+fi
+if [ ${#vm_need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${vm_need[*]} for the VM tier with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${vm_need[@]}" >/dev/null 2>&1 ||
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${vm_need[@]}" >/dev/null; }
+  else
+    echo "bootstrap: the VM tier needs root and ${vm_need[*]}; its tests will skip with the reason" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
@@ -55,5 +75,11 @@ if [ "$dev" = 1 ] && ! command -v etcd >/dev/null && [ ! -x .cache/etcd/usr/bin/
     (cd .cache/debs && apt-get download etcd-server etcd-client >/dev/null 2>&1)
   fi
   for deb in .cache/debs/etcd-*.deb; do dpkg -x "$deb" .cache/etcd; done
+fi
+if [ "$dev" = 1 ] && [ "$(id -u)" = 0 ]; then
+  # Debian's current kernel for the VM tier, downloaded and unpacked into .cache/vm (once per release).
+  kver=$(.venv/bin/python tests/vm/runner.py --prepare 2>/dev/null) ||
+    echo "bootstrap: could not prepare the VM tier's kernel (scripts/vm-run --prepare says why)" >&2
+  [ -n "${kver:-}" ] && echo "bootstrap: VM tier kernel $kver in .cache/vm"
 fi
 echo "bootstrap: ready (.venv/bin/nslab)"

@@ -51,6 +51,9 @@ def _ensure_cli_importable() -> None:
 
 _ensure_cli_importable()
 
+# The VM tier (docs/vm-tier.md): markers needs(...) and vm, and one guest for the tests that need it.
+pytest_plugins = ["vm.tier"]
+
 
 def is_root() -> bool:
     return os.geteuid() == 0

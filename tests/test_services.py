@@ -196,6 +196,19 @@ def test_env_cwd_and_resolve(mlab: Lab, tmp_path: os.PathLike[str]) -> None:
 
 @kernel
 @needs_root
+def test_python_output_reaches_the_log_while_running(mlab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No PYTHONUNBUFFERED in the environment (a fresh shell, CI); env= given, so the child's environment is
+    # built from this process's (without env= it may come from nslab's namespace helper, started earlier).
+    monkeypatch.delenv("PYTHONUNBUFFERED", raising=False)
+    svc = start(mlab, "h1", "printer", [PY, "-c", "import time; print('answer', 6 * 7); time.sleep(60)"],
+                env={"GREETING": "hi"})
+    wait_until(lambda: "answer 42" in svc.log_tail(), 5, message="the print in the log, unflushed")
+    assert svc.running
+    svc.stop()
+
+
+@kernel
+@needs_root
 def test_bad_input(mlab: Lab) -> None:
     with pytest.raises(NotFoundError, match="has no node 'h9'"):
         start(mlab, "h9", "x", ["true"])
