@@ -41,8 +41,10 @@ def add_globals(parser: argparse.ArgumentParser, top: bool = False) -> None:
         "-j", "--json", action="store_true", default=False if top else argparse.SUPPRESS,
         help="machine-readable output (keys follow `ip -j`)",
     )
+    from .common import netns_arg  # checked while parsing: -n "" must not mean the root namespace
+
     parser.add_argument(
-        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS,
+        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS, type=netns_arg,
         help="operate inside namespace NS",
     )
 
