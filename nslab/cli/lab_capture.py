@@ -19,7 +19,7 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="default interface: the node's first lab interface")
     p.add_argument("-w", "--write", metavar="FILE.pcap", type=file_arg("-w/--write"),
                    help="write packets to a pcap file instead of showing them")
-    p.add_argument("-c", "--count", metavar="N", type=int_arg("-c/--count", 1, 10**12),
+    p.add_argument("-c", "--count", metavar="N", type=int_arg("--count", 1, 10**12),
                    help="stop after N packets (default: until Ctrl-C)")
     p.add_argument("-f", "--filter", metavar="EXPR", help="pcap-filter expression, as for tcpdump: 'icmp', "
                                                           "'tcp port 80', ...")

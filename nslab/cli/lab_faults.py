@@ -24,7 +24,7 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="A's interface, when A and B share several links")
     p.add_argument("--period", type=seconds_arg("--period", 0.02, 3600), default=2.0, metavar="S",
                    help="flap: one cycle, down then up, in seconds (default 2)")
-    p.add_argument("--count", type=int_arg("--count", 1, 100_000), default=3, metavar="N",
+    p.add_argument("--count", type=int_arg("--count", 0, 100_000), default=3, metavar="N",
                    help="flap: cycles (default 3)")
     p.set_defaults(handler=link)
     p = verb_parser(verbs, "node", "stop a node (interfaces down, processes SIGSTOPped) or start it again")

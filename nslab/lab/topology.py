@@ -226,21 +226,23 @@ def _closest(word: str, choices: Sequence[str]) -> str | None:
 # Ranges an interface of a lab cannot use: the kernel refuses some (IPv6 unspecified, loopback, multicast), the
 # others it takes but never routes as a lab expects (IPv4 loopback, multicast, class E) or makes its own
 # (IPv6 link-local: every interface has one; a route to fe80::/64 names no interface).
-_REFUSED_RANGES: tuple[tuple[IPNet, str], ...] = tuple(
-    (ipaddress.ip_network(net), what) for net, what in (
-        ("0.0.0.0/8", "'this network' range"), ("127.0.0.0/8", "loopback range"), ("224.0.0.0/4", "multicast range"),
-        ("240.0.0.0/4", "reserved range (and the broadcast 255.255.255.255)"),
-        ("::/128", "unspecified address"), ("::1/128", "loopback address"), ("::ffff:0:0/96", "IPv4-mapped range"),
-        ("fe80::/10", "link-local range (each interface makes its own fe80:: address)"),
-        ("ff00::/8", "multicast range"),
+_REFUSED_RANGES: tuple[tuple[IPNet, str, str], ...] = tuple(
+    (ipaddress.ip_network(net), what, why) for net, what, why in (
+        ("0.0.0.0/8", "'this network' range", ""), ("127.0.0.0/8", "loopback range", ""),
+        ("224.0.0.0/4", "multicast range", ""),
+        ("240.0.0.0/4", "reserved range", " (with the broadcast 255.255.255.255)"),
+        ("::/128", "unspecified address", ""), ("::1/128", "loopback address", ""),
+        ("::ffff:0:0/96", "IPv4-mapped range", ""),
+        ("fe80::/10", "link-local range", " (each interface makes its own fe80:: address)"),
+        ("ff00::/8", "multicast range", ""),
     )
 )
 
 
 def _refused_range(net: IPNet) -> str | None:
-    for special, what in _REFUSED_RANGES:
+    for special, what, why in _REFUSED_RANGES:
         if special.version == net.version and net.overlaps(special):
-            return f"{what} {special}"
+            return f"{what} {special}{why}"
     return None
 
 
