@@ -120,6 +120,9 @@ class HttpResult:
 # ---------------------------------------------------------------------------------------------- validation
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")  # a label of a host name (RFC 1123, and '_' as seen)
+
+
 def check_port(port: object, what: str = "port", allow_zero: bool = False) -> int:
     """An int, or its plain ASCII decimal spelling: int() would also take '٣', '+80', '8_0' and ' 80'."""
     low = 0 if allow_zero else 1
@@ -133,12 +136,24 @@ def check_port(port: object, what: str = "port", allow_zero: bool = False) -> in
 
 
 def check_host(host: str, what: str = "host") -> str:
+    """An IP address (an IPv6 one may carry its %zone) or an ASCII host name: anything else would reach
+    getaddrinfo, whose IDNA encoding raises UnicodeError on a 64-character label or odd unicode."""
     if not isinstance(host, str) or not host.strip():
         raise UsageError(f"{what} is empty", "give an address or name, e.g. 127.0.0.1 or localhost")
     host = host.strip()
     check_utf8(host, f"{what} {host!r}")
-    if not host.isprintable() or any(c.isspace() for c in host) or len(host) > 253:
-        raise UsageError(f"invalid {what} {host!r}", "give an address or a host name, e.g. 127.0.0.1 or localhost")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not host.isascii():
+        raise UsageError(f"invalid {what} {host!r}: not ASCII",
+                         "give an address, or a host name in its ASCII (punycode) form")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.rstrip(".").split(".")):
+        raise UsageError(f"invalid {what} {host!r}",
+                         "give an address or a host name (letters, digits and '-' between dots, at most 63 "
+                         "between two dots), e.g. 127.0.0.1 or localhost")
     return host
 
 
@@ -153,7 +168,6 @@ def check_timeout(timeout: float) -> float:
 
 MAX_TIMEOUT = 86400.0
 MAX_URL = 8192
-_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def _url_host(host: str, url: str) -> str:

@@ -2,10 +2,10 @@
 
 Bad input must be refused before any kernel call. Rather than trusting a list of nslab's own entry points, a
 Python audit hook (PEP 578) watches what the interpreter itself does on the guarded thread: any socket
-(netlink included), foreign call (ctypes: setns, mount), process (fork, exec, spawn, kill), or change to the
-file system (open for writing, mkdir, unlink, rename...). Such an event is recorded and refused with
-`KernelCall`, a BaseException, so no `except Exception` in nslab can swallow it. New threads are refused
-too (the door and parked threads act for the caller), so everything stays on the guarded thread.
+(netlink included), name resolution (DNS), foreign call (ctypes: setns, mount), process (fork, exec, spawn,
+kill), or change to the file system (open for writing, mkdir, unlink, rename...). Such an event is recorded
+and refused with `KernelCall`, a BaseException, so no `except Exception` in nslab can swallow it. New threads
+are refused too (the door and parked threads act for the caller), so everything stays on the guarded thread.
 
 Reading is allowed: a lookup of a lab record or of /run/netns answers "not found" without changing anything.
 """
@@ -25,6 +25,9 @@ BLOCKED = {
     "os.rmdir", "os.rename", "os.symlink", "os.link", "os.truncate", "os.chmod", "os.chown", "os.utime",
     "shutil.rmtree", "shutil.copyfile", "shutil.move", "fcntl.ioctl", "fcntl.flock", "fcntl.lockf", "os.setxattr",
     "os.removexattr", "os.mkfifo", "os.mknod", "pty.spawn", "signal.pthread_kill",
+    # name resolution may send DNS queries: the network, even before any socket of ours
+    "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex", "socket.gethostbyaddr",
+    "socket.getnameinfo",
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -80,14 +83,35 @@ def no_kernel() -> Iterator[list[str]]:
         threading.Thread.start = start  # type: ignore[method-assign]
 
 
-def run_cli(argv: list[str]) -> tuple[int | None, str, list[str]]:
+_parser: list[Any] = []
+_build_parser: Any = None
+
+
+def _cached_parser() -> Any:
+    """The fuzzers run main() thousands of times: build argparse's tree (~35 ms) once. parse_args keeps
+    nothing between calls, so the parsing is the same."""
+    if not _parser:
+        _parser.append(_build_parser())
+    return _parser[0]
+
+
+def run_cli(argv: list[str], reuse_parser: bool = False) -> tuple[int | None, str, list[str]]:
     """nslab's main(argv) under the guard: (exit status or None if it reached the kernel, stderr, events).
 
     stdout and stderr are captured in memory (swapped sys.stdout/sys.stderr), so pytest's capture is not
     involved and nothing is written anywhere."""
     import io
+    from unittest import mock
 
+    from nslab.cli import main as main_mod
     from nslab.cli.main import main
+
+    if reuse_parser:
+        global _build_parser
+        if _build_parser is None:
+            _build_parser = main_mod.build_parser
+        with mock.patch.object(main_mod, "build_parser", _cached_parser):
+            return run_cli(argv)
 
     out, err = io.StringIO(), io.StringIO()
     old = sys.stdout, sys.stderr

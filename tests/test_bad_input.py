@@ -294,6 +294,13 @@ def test_malformed_urls(url: str, words: str) -> None:
     refused(["probe", "http", url], words)
 
 
+@pytest.mark.parametrize("host", ["a" * 64, "é.example", "a..b", "-h", "x" * 254, "h\udcff", "a b"])
+def test_hosts_refused_before_name_resolution(host: str) -> None:
+    """getaddrinfo's IDNA codec raised UnicodeError (a traceback) on a 64-character label; the guard also
+    refuses name resolution, so none of these reached DNS."""
+    refused(["probe", "connect", host, "80"], "host")
+
+
 def test_urls_that_are_fine() -> None:
     assert parse_url("localhost:8900") == ("localhost", 8900, "/", "http://localhost:8900/")
     assert parse_url("http://[::1]:80/x?y=1#frag")[:3] == ("::1", 80, "/x?y=1")

@@ -29,7 +29,8 @@ def checked(check: Callable[[str], object], flag: str) -> Callable[[str], str]:
         try:
             check(text)
         except UsageError as exc:
-            said = exc.message.upper().startswith(flag.split("/")[0].lstrip("-").upper())
+            word = flag.split("/")[0].lstrip("-").lower()
+            said = re.search(rf"\b{re.escape(word)}\b", exc.message.lower().split(":")[0]) is not None
             raise UsageError(exc.message if said else f"{flag}: {exc.message}", exc.hint) from None
         return text
 
