@@ -374,6 +374,7 @@ def test_huge_name_in_a_file_is_not_echoed_in_full() -> None:
     ["link", "add", "fz0", "type", "veth", "peer", "fz1", "peer-netns", ""],
     ["link", "set", "lo", "netns", ""], ["link", "set", "lo", "master", ""],
     ["addr", "add", "10.9.0.1/24", "dev", ""], ["route", "add", "10.9.0.0/24", "dev", ""],
+    ["route", "add", "10.9.0.0/24", "via", ""],  # found by the long fuzz: '' was "no gateway", then the kernel
     ["lab", "up", str(GOOD), "--name", ""], ["lab", "up", "", "--topo", "single,2"],
     ["lab", "down", ""], ["lab", "status", ""], ["lab", "exec", "", "h1", "--", "true"],
     ["lab", "exec", "fzlab", "", "--", "true"], ["lab", "node", "fzlab", "", "stop"],
@@ -384,3 +385,8 @@ def test_huge_name_in_a_file_is_not_echoed_in_full() -> None:
 ])
 def test_empty_names_are_exit_2(argv: list[str]) -> None:
     refused(argv)
+
+
+@pytest.mark.parametrize("flag", ["--loss", "--duplicate", "--rate", "--delay"])
+def test_impairment_values_name_their_option(flag: str) -> None:
+    refused(["lab", "impair", "fzlab", "h1", "h2", flag, ""], flag)  # the long fuzz found '--loss' unnamed

@@ -196,6 +196,8 @@ class Words:
         text = self.value(key, meaning)
         try:
             check(text)
+            if not text:  # `via ""` must not mean "no gateway"
+                raise UsageError(f"invalid {meaning}: it is empty", f"give the {meaning} (an unset shell variable?)")
         except UsageError as exc:
             raise UsageError(f"{self.context}: {key}: {exc.message}", exc.hint) from None
         return text

@@ -55,17 +55,20 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="direction (default both)")
     p.add_argument("--iface", metavar="IFNAME", type=dev_arg("--iface"),
                    help="A's interface, when A and B share several links")
-    percent = ascii_arg("P%", lambda t: fl.parse_percent(t))
-    p.add_argument("--loss", metavar="P%", type=percent, help="drop P percent of packets (0 removes)")
-    p.add_argument("--duplicate", metavar="P%", type=percent, help="duplicate P percent of packets (0 removes)")
+    def percent(flag: str) -> Any:
+        return ascii_arg(flag, lambda t: fl.parse_percent(t, f"{flag[2:]} percentage"))
+
+    p.add_argument("--loss", metavar="P%", type=percent("--loss"), help="drop P percent of packets (0 removes)")
+    p.add_argument("--duplicate", metavar="P%", type=percent("--duplicate"),
+                   help="duplicate P percent of packets (0 removes)")
     p.add_argument("--rate", metavar="RATE", type=ascii_arg("--rate", _rate_or_zero),
                    help="limit the rate, tc units: 10mbit, 1gbit, 500kbit (0 removes)")
-    p.add_argument("--corrupt", metavar="P%", type=percent, help="needs netem")
+    p.add_argument("--corrupt", metavar="P%", type=percent("--corrupt"), help="needs netem")
     p.add_argument("--delay", metavar="TIME", type=ascii_arg("--delay", lambda t: fl.parse_time(t)),
                    help="needs netem")
     p.add_argument("--jitter", metavar="TIME", type=ascii_arg("--jitter", lambda t: fl.parse_time(t, "jitter")),
                    help="needs netem")
-    p.add_argument("--reorder", metavar="P%", type=percent, help="needs netem")
+    p.add_argument("--reorder", metavar="P%", type=percent("--reorder"), help="needs netem")
     p.add_argument("--clear", action="store_true", help="remove this link's impairments (in --dir)")
     p.set_defaults(handler=impair)
 

@@ -82,7 +82,7 @@ def set_(args: argparse.Namespace) -> int:
         elif word == "name":
             kw["new_name"] = w.name("name", "new name", lambda t: check_ifname(t, "new name"))
         elif word == "alias":
-            kw["alias"] = w.name("alias", "text", _check_alias)
+            kw["alias"] = _check_alias(w.value("alias", "text"))  # "" clears it, as in ip
         else:
             raise w.unknown(word, SET_WORDS)
     ns = target_ns(args)
@@ -129,7 +129,7 @@ def _restore(rtnl: Rtnl, before: Link) -> None:
 
 
 def _check_alias(text: str) -> str:
-    check_utf8(text, "alias")
+    check_utf8(text, "link set: alias")
     if len(text.encode()) > 255:  # IFALIASZ - 1
         raise UsageError(f"alias is {len(text.encode())} bytes long, the kernel allows at most 255",
                          "shorten the alias")
