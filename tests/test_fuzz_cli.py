@@ -64,7 +64,7 @@ def nodes_ok(v: str) -> bool:
 
 
 def int_ok(v: str, lo: int, hi: int) -> bool:
-    return re.fullmatch(r"0|[1-9][0-9]*", v) is not None and lo <= int(v) <= hi
+    return re.fullmatch(r"0|[1-9][0-9]{0,11}", v) is not None and lo <= int(v) <= hi
 
 
 def secs_ok(v: str, lo: float, hi: float) -> bool:
