@@ -202,7 +202,7 @@ def parse_url(url: str) -> tuple[str, int, str, str]:
     """
     if not isinstance(url, str) or not url.strip():
         raise UsageError("URL is empty", "give a URL such as http://localhost:8900/")
-    text = url.strip()
+    text = url  # not stripped: a trailing CR LF (a pasted line) is refused below, not silently dropped
     check_utf8(text, f"URL {text!r}")
     if len(text) > MAX_URL:
         raise UsageError(f"URL is {len(text)} characters long, more than {MAX_URL}", "give a shorter URL")

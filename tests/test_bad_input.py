@@ -282,7 +282,8 @@ def test_topo_arguments_still_read() -> None:
     ("http://[::1", "malformed"), ("http://[zz]/", "malformed"), ("http://[1.2.3.4]/", "1.2.3.4"),
     ("http://h:99999/", "bad port"),
     ("http://h:٨٠/", "'٨'"), ("http://h:+80/", "bad port"), ("http://a b/", "' '"),
-    ("http://h/a\r\nHost: evil", "'\\r'"), ("http://bücher/", "punycode"), ("http://u:p@h/", "user name"),
+    ("http://h/a\r\nHost: evil", "'\\r'"), ("http://h/\r\n", "'\\r'"), (" http://h/", "' '"),
+    ("http://bücher/", "punycode"), ("http://u:p@h/", "user name"),
     ("http://[fe80::1%25eth0]/", "zone id"), ("http://h:80:90/", "brackets"), ("http://-h/", "not a host name"),
     ("http:///x", "no host"), ("ftp://h/", "scheme"), ("", "empty"), ("http://" + "a" * 100_000, "characters long"),
 ])
