@@ -391,3 +391,18 @@ def test_empty_names_are_exit_2(argv: list[str]) -> None:
 @pytest.mark.parametrize("flag", ["--loss", "--duplicate", "--rate", "--delay"])
 def test_impairment_values_name_their_option(flag: str) -> None:
     refused(["lab", "impair", "fzlab", "h1", "h2", flag, ""], flag)  # the long fuzz found '--loss' unnamed
+
+
+@pytest.mark.parametrize("argv", [
+    ["probe", "connect", "127.0.0.1", "--", "--"], ["lab", "exec", "fzlab", "--", "--", "true"],
+    ["lab", "capture", "fzlab", "--", "--"], ["lab", "link", "fzlab", "--", "--", "h2", "down"],
+])
+def test_a_double_dash_is_not_a_value(argv: list[str]) -> None:
+    """Python 3.11's argparse turned the second '--' into [] for the positional (found by the long fuzz: a
+    list reached capture's parser and crashed; `link set -- -- up` reached the kernel with it)."""
+    refused(argv, "missing ('--' ends the options")
+
+
+def test_a_double_dash_value_is_a_string() -> None:
+    rc, _, events = run_cli(["link", "set", "--", "--", "up"])
+    assert rc is None and events  # '--' is a valid device name: looked up, not a list
