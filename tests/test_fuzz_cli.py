@@ -78,7 +78,9 @@ ORACLE = {
     "netns": netns_ok, "dev": ifname_ok, "lab": lab_ok, "node": node_ok, "nodes": nodes_ok,
     "port": lambda v: int_ok(v, 1, 65535), "port0": lambda v: int_ok(v, 0, 65535),
     "mtu": lambda v: int_ok(v, 68, 65535), "count": lambda v: int_ok(v, 1, 100_000),
-    "seconds": lambda v: secs_ok(v, 0.05, 3600),
+    # seconds, each option with the range its help and hint give
+    "timeout": lambda v: secs_ok(v, 0.001, 86400), "reach_timeout": lambda v: secs_ok(v, 0.01, 3600),
+    "period": lambda v: secs_ok(v, 0.02, 3600), "interval": lambda v: secs_ok(v, 0.05, 3600),
 }
 # Free-form kinds have no oracle: their values come from lists known valid or known bad.
 KNOWN = {
@@ -98,7 +100,8 @@ KNOWN = {
 KIND_WORDS = {  # what a message about an argument of this kind may say
     "netns": ["namespace", "-n"], "dev": ["device", "interface", "dev", "name"], "lab": ["lab", "LAB"],
     "node": ["node", "NODE"], "nodes": ["node", "--from", "--to", "GROUP"], "port": ["port", "PORT"],
-    "port0": ["port", "PORT"], "mtu": ["mtu"], "count": ["count"], "seconds": ["timeout", "period", "interval"],
+    "port0": ["port", "PORT"], "mtu": ["mtu"], "count": ["count"], "timeout": ["timeout"],
+    "reach_timeout": ["timeout"], "period": ["period"], "interval": ["interval"],
     "url": ["URL"], "host": ["host", "HOST"], "cidr": ["address"], "dst": ["destination"], "gw": ["gateway"],
     "file": ["file", "FILE", "topology"], "topo": ["--topo"], "rate": ["rate"], "percent": ["percent", "loss"],
 }
@@ -145,8 +148,7 @@ def value(draw: st.DrawFn, kind: str) -> str:
         "nodes": st.lists(st.from_regex(r"[hr][0-9]", fullmatch=True), min_size=1, max_size=3).map(",".join),
         "port": st.integers(1, 65535).map(str), "port0": st.integers(0, 65535).map(str),
         "mtu": st.integers(68, 9000).map(str), "count": st.integers(1, 50).map(str),
-        "seconds": st.sampled_from(["0.5", "1", "2.5", "10"]),
-    }[kind])
+    }.get(kind, st.sampled_from(["0.5", "1", "2.5", "10"])))  # the kinds of seconds
 
 
 # (object verb..., [(kind, flag, option-or-None), ...]): the real verbs, with their arguments in order
@@ -164,9 +166,9 @@ VERBS: list[tuple[list[str], list[tuple[str, str, str | None]]]] = [
     (["route", "add"], [("dst", "DST", None), ("gw", "via", "via")]),
     (["route", "del"], [("dst", "DST", None), ("dev", "dev", "dev")]),
     (["ifconfig"], [("dev", "DEV", None)]),
-    (["probe", "connect"], [("host", "HOST", None), ("port", "PORT", None), ("seconds", "--timeout", "--timeout")]),
+    (["probe", "connect"], [("host", "HOST", None), ("port", "PORT", None), ("timeout", "--timeout", "--timeout")]),
     (["probe", "listen"], [("port0", "PORT", None)]),
-    (["probe", "http"], [("url", "URL", None), ("seconds", "--timeout", "--timeout")]),
+    (["probe", "http"], [("url", "URL", None), ("timeout", "--timeout", "--timeout")]),
     (["lab", "up"], [("file", "FILE", None), ("lab", "--name", "--name")]),
     (["lab", "up"], [("topo", "--topo", "--topo"), ("lab", "--name", "--name")]),
     (["lab", "down"], [("lab", "LAB", None)]), (["lab", "status"], [("lab", "LAB", None)]),
@@ -174,16 +176,16 @@ VERBS: list[tuple[list[str], list[tuple[str, str, str | None]]]] = [
     (["lab", "exec"], [("lab", "LAB", None), ("node", "NODE", None)]),
     (["lab", "node"], [("lab", "LAB", None), ("node", "NODE", None)]),
     (["lab", "link"], [("lab", "LAB", None), ("node", "A", None), ("node", "B", None)]),
-    (["lab", "link"], [("lab", "LAB", None), ("seconds", "--period", "h1 h2 flap --period"),
+    (["lab", "link"], [("lab", "LAB", None), ("period", "--period", "h1 h2 flap --period"),
                        ("count", "--count", "--count")]),
     (["lab", "reach"], [("lab", "LAB", None), ("nodes", "--from", "--from"), ("port", "--tcp", "--tcp"),
-                        ("seconds", "--timeout", "--timeout")]),
+                        ("reach_timeout", "--timeout", "--timeout")]),
     (["lab", "partition"], [("lab", "LAB", None), ("nodes", "GROUP", None), ("nodes", "GROUP", None)]),
     (["lab", "impair"], [("lab", "LAB", None), ("node", "A", None), ("node", "B", None),
                          ("percent", "--loss", "--loss"), ("rate", "--rate", "--rate")]),
     (["lab", "perf"], [("lab", "LAB", None), ("node", "A", None), ("node", "B", None)]),
     (["lab", "capture"], [("lab", "LAB", None), ("node", "NODE", None), ("count", "--count", "--count")]),
-    (["lab", "top"], [("lab", "LAB", None), ("seconds", "--interval", "--interval")]),
+    (["lab", "top"], [("lab", "LAB", None), ("interval", "--interval", "--interval")]),
     (["lab", "graph"], [("lab", "LAB", None)]),
 ]
 TAILS = {("lab", "exec"): ["--", "true"], ("lab", "node"): ["stop"], ("lab", "link"): ["down"],
