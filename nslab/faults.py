@@ -83,7 +83,8 @@ def parse_rate(value: str | int) -> int:
             raise UsageError(f"invalid rate {text!r}",
                              "write a number and a tc unit: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps "
                              "(bytes/s), e.g. '10mbit'")
-        bits = int(float(m.group(1)) * _RATE_UNITS[m.group(2)])
+        amount = float(m.group(1)) * _RATE_UNITS[m.group(2)]
+        bits = int(amount) if math.isfinite(amount) else MAX_RATE + 1  # 400 digits: inf, which int() refuses
     if not MIN_RATE <= bits <= MAX_RATE:
         raise UsageError(f"invalid rate {text!r}: outside 8kbit-1tbit", "e.g. '10mbit'")
     return bits

@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import errno as errno_mod
 import ipaddress
+import math
 import os
+import re
 import selectors
 import socket
 import threading
@@ -40,6 +42,7 @@ from http import client as http_client
 from typing import TypeVar
 
 from .errors import NslabError, PermissionDenied, UsageError
+from .names import check_utf8
 
 T = TypeVar("T")
 
@@ -117,56 +120,138 @@ class HttpResult:
 # ---------------------------------------------------------------------------------------------- validation
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")  # a label of a host name (RFC 1123, and '_' as seen)
+
+
 def check_port(port: object, what: str = "port", allow_zero: bool = False) -> int:
+    """An int, or its plain ASCII decimal spelling: int() would also take '٣', '+80', '8_0' and ' 80'."""
     low = 0 if allow_zero else 1
-    try:
-        value = int(str(port), 10)
-    except ValueError:
-        value = -1
-    if isinstance(port, bool) or not low <= value <= 65535:
+    text = str(port) if isinstance(port, int) and not isinstance(port, bool) else port
+    value = -1
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 5:
+        value = int(text)
+    if not low <= value <= 65535:
         raise UsageError(f"{what} {port!r} is not a port number", f"give a {what} between {low} and 65535")
     return value
 
 
 def check_host(host: str, what: str = "host") -> str:
-    if not host or not host.strip():
+    """An IP address (an IPv6 one may carry its %zone) or an ASCII host name: anything else would reach
+    getaddrinfo, whose IDNA encoding raises UnicodeError on a 64-character label or odd unicode."""
+    if not isinstance(host, str) or not host.strip():
         raise UsageError(f"{what} is empty", "give an address or name, e.g. 127.0.0.1 or localhost")
-    return host.strip()
+    host = host.strip()
+    check_utf8(host, f"{what} {host!r}")
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not host.isascii():
+        raise UsageError(f"invalid {what} {host!r}: not ASCII",
+                         "give an address, or a host name in its ASCII (punycode) form")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.rstrip(".").split(".")):
+        raise UsageError(f"invalid {what} {host!r}",
+                         "give an address or a host name (letters, digits and '-' between dots, at most 63 "
+                         "between two dots), e.g. 127.0.0.1 or localhost")
+    return host
 
 
 def check_timeout(timeout: float) -> float:
-    if not timeout > 0:
-        raise UsageError(f"timeout {timeout!r} must be positive", "give --timeout in seconds, e.g. 3")
+    """Seconds, finite: inf passes `> 0` and then overflows the socket's C timeout."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) \
+            or not 0 < timeout <= MAX_TIMEOUT:
+        raise UsageError(f"timeout {timeout!r} is not a time from 0 to {MAX_TIMEOUT:g} s",
+                         "give --timeout in seconds, e.g. 3")
     return float(timeout)
 
 
+MAX_TIMEOUT = 86400.0
+MAX_URL = 8192
+
+
+def _url_host(host: str, url: str) -> str:
+    """The host part of a URL: a bracketed IPv6 literal, an IPv4 literal or an ASCII host name."""
+    def bad(why: str, hint: str = "use http://HOST[:PORT]/PATH, e.g. http://localhost:8900/") -> UsageError:
+        return UsageError(f"URL {url!r}: {why}", hint)
+
+    if not host:
+        return ""
+    if host.startswith("["):
+        inner = host[1:-1]
+        if "%" in inner:
+            raise bad("zone ids ('%25...') are not supported", "give a global or loopback address, e.g. [::1]")
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise bad(f"{host!r} is not an IPv6 address",
+                      "write an IPv6 address in brackets, e.g. http://[::1]:80/") from None
+        return inner
+    if ":" in host:
+        raise bad("an IPv6 address must be in brackets", "write e.g. http://[::1]:8900/")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.rstrip(".").split(".")):
+        raise bad(f"{host!r} is not a host name", "a host name is letters, digits and '-' between dots, e.g. web1")
+    return host
+
+
 def parse_url(url: str) -> tuple[str, int, str, str]:
-    """-> (host, port, path-with-query, canonical url). Like curl, `localhost:8900` means http://..."""
-    if not url or not url.strip():
+    """-> (host, port, path-with-query, canonical url). Like curl, `localhost:8900` means http://...
+
+    Checked before any socket: ASCII only (a path is percent-encoded, a host in its punycode form), no
+    spaces or control characters (they would end the request line), no user:password, a port in decimal.
+    """
+    if not isinstance(url, str) or not url.strip():
         raise UsageError("URL is empty", "give a URL such as http://localhost:8900/")
-    text = url.strip()
+    text = url  # not stripped: a trailing CR LF (a pasted line) is refused below, not silently dropped
+    check_utf8(text, f"URL {text!r}")
+    if len(text) > MAX_URL:
+        raise UsageError(f"URL is {len(text)} characters long, more than {MAX_URL}", "give a shorter URL")
+    odd = next((i for i, c in enumerate(text) if not c.isascii() or not c.isprintable() or c.isspace()), None)
+    if odd is not None:
+        raise UsageError(f"URL {url!r} has {text[odd]!r} at position {odd + 1}",
+                         "percent-encode spaces and non-ASCII characters in the path (%20, %C3%A9); give a "
+                         "non-ASCII host name in its ASCII (punycode) form")
     if "://" not in text:
         text = "http://" + text
-    parts = urllib.parse.urlsplit(text)
+    try:
+        parts = urllib.parse.urlsplit(text)
+    except ValueError as exc:
+        raise UsageError(f"URL {url!r} is malformed ({exc})", "use http://HOST[:PORT]/PATH") from None
     if parts.scheme.lower() != "http":
         raise UsageError(
             f"URL scheme {parts.scheme!r} is not supported in {url!r}",
             "nslab probe http speaks plain HTTP only: use http://HOST[:PORT]/PATH",
         )
-    try:
-        port = parts.port or 80
-    except ValueError:
-        raise UsageError(f"URL {url!r} has a bad port", "use a port between 1 and 65535") from None
-    port = check_port(port, "URL port")
-    host = parts.hostname or ""
+    netloc = parts.netloc
+    if "@" in netloc:
+        raise UsageError(f"URL {url!r} holds a user name or password", "drop the 'USER@' part: there is no login")
+    hostpart, port_text = netloc, ""
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        hostpart, rest = (netloc[: end + 1], netloc[end + 1:]) if end > 0 else (netloc, "")
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"URL {url!r} is malformed after the address", "write http://[::1]:8900/")
+        port_text = rest[1:]
+        has_port = bool(rest)
+    else:
+        has_port = ":" in netloc and netloc.count(":") == 1
+        if has_port:
+            hostpart, _, port_text = netloc.partition(":")
+    host = _url_host(hostpart, url)
     if not host:
         raise UsageError(
             f"URL {url!r} has no host", "use http://HOST[:PORT]/PATH, e.g. http://localhost:8900/"
         )
+    port = 80
+    if has_port and port_text:  # http://h:/ is the default port (RFC 3986)
+        try:
+            port = check_port(port_text, "URL port")
+        except UsageError:
+            raise UsageError(f"URL {url!r} has a bad port", "use a port between 1 and 65535") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return host, port, path, urllib.parse.urlunsplit(("http", parts.netloc, path, "", ""))
+    return host, port, path, urllib.parse.urlunsplit(("http", netloc, path, "", ""))
 
 
 # ------------------------------------------------------------------------------------------------- helpers

@@ -6,7 +6,8 @@ import argparse
 
 from ..errors import UsageError
 from ..kernel.rtnl import parse_cidr
-from .common import Words, object_parser, target_ns, verb_parser
+from ..names import check_ifname
+from .common import Words, dev_arg, no_zone, object_parser, target_ns, verb_parser
 from .main import emit_json
 from .show import addr_line, link_lines
 
@@ -14,7 +15,7 @@ from .show import addr_line, link_lines
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "addr", "addresses on devices (ip address)")
     p = verb_parser(verbs, "show", "devices with their addresses", aliases=["list", "ls"])
-    p.add_argument("dev", nargs="?")
+    p.add_argument("dev", nargs="?", type=dev_arg())
     p.add_argument("-s", "--stats", action="store_true", help="with counters (stats64)")
     p.set_defaults(handler=show)
     for verb, text in (("add", "add an address: CIDR dev DEV"), ("del", "remove an address: CIDR dev DEV")):
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def show(args: argparse.Namespace) -> int:
     ns = target_ns(args)
-    links = [ns.rtnl.link(args.dev, with_addrs=True)] if args.dev else ns.rtnl.links(with_addrs=True)
+    links = [ns.rtnl.link(args.dev, with_addrs=True)] if args.dev is not None else ns.rtnl.links(with_addrs=True)
     if args.json:
         emit_json([lk.to_json(with_stats=args.stats, with_addrs=True) for lk in links])
         return 0
@@ -39,13 +40,13 @@ def show(args: argparse.Namespace) -> int:
 
 def change(args: argparse.Namespace) -> int:
     verb = "add" if args.add else "del"
-    parse_cidr(args.cidr)
+    parse_cidr(no_zone(args.cidr, "address"))
     w = Words(args.words, f"addr {verb} {args.cidr}")
     dev = None
     while w.more():
         word = w.next()
         if word == "dev":
-            dev = w.value("dev", "device")
+            dev = w.name("dev", "device", lambda t: check_ifname(t, "device name"))
         else:
             raise w.unknown(word, ["dev"])
     if dev is None:

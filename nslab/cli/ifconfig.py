@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..ifconfig import format_all, format_interface
-from .common import target_ns
+from .common import dev_arg, target_ns
 from .main import add_globals, emit_json
 
 
@@ -15,19 +15,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        description="interfaces as net-tools ifconfig shows them (only the UP ones without -a)")
     add_globals(p)
     p.add_argument("-a", "--all", action="store_true", help="also interfaces that are down")
-    p.add_argument("dev", nargs="?")
+    p.add_argument("dev", nargs="?", type=dev_arg())
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     ns = target_ns(args)
-    if args.dev:
+    if args.dev is not None:
         links = [ns.rtnl.link(args.dev, with_addrs=True)]
     else:
         links = ns.rtnl.links(with_addrs=True)
     if args.json:
-        shown = links if (args.all or args.dev) else [lk for lk in links if lk.up]
+        shown = links if (args.all or args.dev is not None) else [lk for lk in links if lk.up]
         emit_json([lk.to_json(with_stats=True, with_addrs=True) for lk in shown])
         return 0
-    sys.stdout.write(format_interface(links[0]) if args.dev else format_all(links, show_all=args.all))
+    sys.stdout.write(format_interface(links[0]) if args.dev is not None else format_all(links, show_all=args.all))
     return 0

@@ -13,7 +13,7 @@ from ..lab import cleanup as cleanup_mod
 from ..lab import state as st
 from ..lab.lab import Lab
 from ..namespace import Namespace
-from .common import object_parser, verb_parser
+from .common import file_arg, lab_arg, node_arg, object_parser, verb_parser
 from .main import emit_json
 from .progress import Bar
 from .show import addr_line, link_lines, route_line
@@ -22,29 +22,29 @@ from .show import addr_line, link_lines, route_line
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "lab", "labs: many namespaces joined by links, switches and routers")
     p = verb_parser(verbs, "up", "create a lab from a file or a built-in topology (idempotent; grows a running lab)")
-    p.add_argument("file", nargs="?", help="topology file (YAML)")
+    p.add_argument("file", nargs="?", type=file_arg("FILE"), help="topology file (YAML)")
     p.add_argument("--topo", metavar="KIND,ARGS",
                    help="built-in: single,N | linear,N | tree,DEPTH,FANOUT | ring,N | leafspine,S,L,H")
-    p.add_argument("--name", help="lab name (overrides the file's)")
+    p.add_argument("--name", type=lab_arg("--name"), help="lab name (overrides the file's)")
     p.set_defaults(handler=up)
     p = verb_parser(verbs, "down", "delete a lab and everything in it", aliases=["destroy"])
-    p.add_argument("name")
+    p.add_argument("name", type=lab_arg())
     p.set_defaults(handler=down)
     p = verb_parser(verbs, "list", "labs that are up", aliases=["ls"])
     p.set_defaults(handler=list_)
     p = verb_parser(verbs, "status", "nodes, interfaces, addresses and routes of a lab, read from the kernel")
-    p.add_argument("name")
+    p.add_argument("name", type=lab_arg())
     p.set_defaults(handler=status)
     p = verb_parser(verbs, "exec", "run a command in a node; words naming nodes become their IPv4 addresses")
-    p.add_argument("name")
-    p.add_argument("node")
+    p.add_argument("name", type=lab_arg())
+    p.add_argument("node", type=node_arg())
     p.add_argument("--no-resolve", action="store_true", help="pass node names through unchanged")
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=exec_)
     p = verb_parser(verbs, "cleanup", "remove leftovers of labs whose state is gone or broken (only nslab's)")
     p.set_defaults(handler=cleanup)
     p = verb_parser(verbs, "check", "run the checks: of the lab's topology file (reach, no_reach, port_open)")
-    p.add_argument("name")
+    p.add_argument("name", type=lab_arg())
     p.set_defaults(handler=check)
     # Verbs with modules of their own: observe (reach, perf, capture, top, graph) and faults (link, node, partition,
     # heal, impair).
@@ -55,10 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def up(args: argparse.Namespace) -> int:
-    if bool(args.file) == bool(args.topo):
+    if (args.file is None) == (args.topo is None):
         raise UsageError("lab up: give a topology file or --topo, not both and not neither",
                          "e.g. 'nslab lab up campus.yaml' or 'nslab lab up --topo single,3'")
-    lab = Lab.from_file(args.file, args.name) if args.file else Lab.from_topo_arg(args.topo, args.name)
+    lab = Lab.from_file(args.file, args.name) if args.file is not None else Lab.from_topo_arg(args.topo, args.name)
     bar = Bar()
     try:
         res = lab.up(progress=bar)

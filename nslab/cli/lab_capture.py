@@ -6,38 +6,37 @@ import argparse
 import sys
 
 from ..capture import capture, parse_target
-from ..errors import UsageError
 from ..lab.lab import Lab
-from .common import verb_parser
+from .common import checked, file_arg, int_arg, lab_arg, node_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Adds `capture` to the verbs of `nslab lab` (called by nslab.cli.lab.register)."""
     p = verb_parser(verbs, "capture", "capture packets on a node's interface (any end of a link, switch ports "
                                       "included): live lines, or a pcap file with -w")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("target", metavar="NODE[:IFACE]", help="default interface: the node's first lab interface")
-    p.add_argument("-w", "--write", metavar="FILE.pcap", help="write packets to a pcap file instead of showing them")
-    p.add_argument("-c", "--count", metavar="N", help="stop after N packets (default: until Ctrl-C)")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("target", metavar="NODE[:IFACE]", type=checked(_check_target, "NODE[:IFACE]"),
+                   help="default interface: the node's first lab interface")
+    p.add_argument("-w", "--write", metavar="FILE.pcap", type=file_arg("-w/--write"),
+                   help="write packets to a pcap file instead of showing them")
+    p.add_argument("-c", "--count", metavar="N", type=int_arg("--count", 1, 10**12),
+                   help="stop after N packets (default: until Ctrl-C)")
     p.add_argument("-f", "--filter", metavar="EXPR", help="pcap-filter expression, as for tcpdump: 'icmp', "
                                                           "'tcp port 80', ...")
     p.set_defaults(handler=capture_cmd)
 
 
-def _count(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"lab capture: invalid --count {text!r}", "--count must be a positive whole number")
-    return n
+def _check_target(text: str) -> None:
+    from ..names import check_ifname
+
+    node, iface = parse_target(text)
+    node_arg("NODE")(node)
+    if iface is not None:
+        check_ifname(iface)
 
 
 def capture_cmd(args: argparse.Namespace) -> int:
-    count = _count(args.count)
+    count: int | None = args.count
     node, iface = parse_target(args.target)
     lab = Lab.attach(args.name)
     cap = capture(lab, node, iface, count=count, filter=args.filter, write=args.write)

@@ -11,52 +11,71 @@ from typing import Any
 from .. import faults as fl
 from ..errors import UsageError
 from ..lab.lab import Lab
-from .common import verb_parser
+from .common import ascii_arg, dev_arg, int_arg, lab_arg, node_arg, node_list_arg, seconds_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "link", "set the link between two nodes down, up, or flap it (both veth ends)")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("a", metavar="A", type=node_arg("A"))
+    p.add_argument("b", metavar="B", type=node_arg("B"))
     p.add_argument("action", choices=["down", "up", "flap"])
-    p.add_argument("--iface", metavar="IFNAME", help="A's interface, when A and B share several links")
-    p.add_argument("--period", type=float, default=2.0, metavar="S",
+    p.add_argument("--iface", metavar="IFNAME", type=dev_arg("--iface"),
+                   help="A's interface, when A and B share several links")
+    p.add_argument("--period", type=seconds_arg("--period", 0.02, 3600), default=2.0, metavar="S",
                    help="flap: one cycle, down then up, in seconds (default 2)")
-    p.add_argument("--count", type=int, default=3, metavar="N", help="flap: cycles (default 3)")
+    p.add_argument("--count", type=int_arg("--count", 0, 100_000), default=3, metavar="N",
+                   help="flap: cycles (default 3)")
     p.set_defaults(handler=link)
     p = verb_parser(verbs, "node", "stop a node (interfaces down, processes SIGSTOPped) or start it again")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("node", metavar="NODE")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("node", metavar="NODE", type=node_arg())
     p.add_argument("action", choices=["stop", "start"])
     p.set_defaults(handler=node)
     p = verb_parser(verbs, "partition",
                     "drop traffic between groups of nodes, silently, at the receivers (heal undoes it)")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("groups", nargs="*", metavar="GROUP", help="comma-separated nodes, e.g. h1,h2 h3")
-    p.add_argument("--from", dest="src", metavar="A", help="one-way: A's packets to --to are dropped")
-    p.add_argument("--to", dest="dst", metavar="B", help="one-way: the node that drops A's packets")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("groups", nargs="*", metavar="GROUP", type=node_list_arg("GROUP"),
+                   help="comma-separated nodes, e.g. h1,h2 h3")
+    p.add_argument("--from", dest="src", metavar="A", type=node_list_arg("--from"),
+                   help="one-way: A's packets to --to are dropped")
+    p.add_argument("--to", dest="dst", metavar="B", type=node_list_arg("--to"),
+                   help="one-way: the node that drops A's packets")
     p.add_argument("--grudge", action="append", default=[], metavar="NODE=SRC[,SRC]",
                    help="NODE drops what the SRCs send it (repeatable; Jepsen's grudge)")
     p.set_defaults(handler=partition)
     p = verb_parser(verbs, "heal", "remove every partition of a lab")
-    p.add_argument("name", metavar="LAB")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
     p.set_defaults(handler=heal)
     p = verb_parser(verbs, "impair", "loss, duplicate and rate on one link, per direction (--clear removes)")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
-    p.add_argument("--dir", default="both", metavar="A->B|B->A|both", help="direction (default both)")
-    p.add_argument("--iface", metavar="IFNAME", help="A's interface, when A and B share several links")
-    p.add_argument("--loss", metavar="P%", help="drop P percent of packets (0 removes)")
-    p.add_argument("--duplicate", metavar="P%", help="duplicate P percent of packets (0 removes)")
-    p.add_argument("--rate", metavar="RATE", help="limit the rate, tc units: 10mbit, 1gbit, 500kbit (0 removes)")
-    p.add_argument("--corrupt", metavar="P%", help="needs netem")
-    p.add_argument("--delay", metavar="TIME", help="needs netem")
-    p.add_argument("--jitter", metavar="TIME", help="needs netem")
-    p.add_argument("--reorder", metavar="P%", help="needs netem")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("a", metavar="A", type=node_arg("A"))
+    p.add_argument("b", metavar="B", type=node_arg("B"))
+    p.add_argument("--dir", default="both", metavar="A->B|B->A|both", type=ascii_arg("--dir"),
+                   help="direction (default both)")
+    p.add_argument("--iface", metavar="IFNAME", type=dev_arg("--iface"),
+                   help="A's interface, when A and B share several links")
+    def percent(flag: str) -> Any:
+        return ascii_arg(flag, lambda t: fl.parse_percent(t, f"{flag[2:]} percentage"))
+
+    p.add_argument("--loss", metavar="P%", type=percent("--loss"), help="drop P percent of packets (0 removes)")
+    p.add_argument("--duplicate", metavar="P%", type=percent("--duplicate"),
+                   help="duplicate P percent of packets (0 removes)")
+    p.add_argument("--rate", metavar="RATE", type=ascii_arg("--rate", _rate_or_zero),
+                   help="limit the rate, tc units: 10mbit, 1gbit, 500kbit (0 removes)")
+    p.add_argument("--corrupt", metavar="P%", type=percent("--corrupt"), help="needs netem")
+    p.add_argument("--delay", metavar="TIME", type=ascii_arg("--delay", lambda t: fl.parse_time(t)),
+                   help="needs netem")
+    p.add_argument("--jitter", metavar="TIME", type=ascii_arg("--jitter", lambda t: fl.parse_time(t, "jitter")),
+                   help="needs netem")
+    p.add_argument("--reorder", metavar="P%", type=percent("--reorder"), help="needs netem")
     p.add_argument("--clear", action="store_true", help="remove this link's impairments (in --dir)")
     p.set_defaults(handler=impair)
+
+
+def _rate_or_zero(text: str) -> None:
+    if text.strip() not in ("0", "0bit"):
+        fl.parse_rate(text)
 
 
 def link(args: argparse.Namespace) -> int:
@@ -86,13 +105,16 @@ def partition(args: argparse.Namespace) -> int:
     if forms != 1:
         raise UsageError("partition: give groups, or --from A --to B, or --grudge NODE=SRC (one form)",
                          "e.g. 'partition LAB h1,h2 h3' or 'partition LAB --from h1 --to h2'")
+    groups = fl.parse_groups(args.groups) if args.groups else []
+    mapping: dict[str, Any] = fl.parse_grudge_words(args.grudge) if args.grudge else {}
+    for node, srcs in mapping.items():
+        for name in (node, *srcs):
+            node_arg("--grudge")(name)
     lab = Lab.attach(args.name)
     if args.groups:
-        groups = fl.parse_groups(args.groups)
         fl.partition(lab, groups)
         what = " | ".join(",".join(g) for g in groups)
     elif args.grudge:
-        mapping: dict[str, Any] = fl.parse_grudge_words(args.grudge)
         fl.grudge(lab, mapping)
         what = "; ".join(f"{k} drops {','.join(v)}" for k, v in mapping.items())
     else:
@@ -111,6 +133,7 @@ def heal(args: argparse.Namespace) -> int:
 
 
 def impair(args: argparse.Namespace) -> int:
+    fl.parse_direction(args.dir, args.a, args.b)  # checked before the lab is even looked up
     lab = Lab.attach(args.name)
     if args.clear:
         given = [k for k in ("loss", "duplicate", "rate", "corrupt", "delay", "jitter", "reorder") if getattr(args, k)]

@@ -8,15 +8,16 @@ import os
 from ..errors import UsageError
 from ..graph import FORMATS, graph
 from ..lab.lab import Lab
-from .common import verb_parser
+from .common import file_arg, lab_arg, verb_parser
 from .main import emit_json
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "graph", "draw a lab (mermaid, dot or svg): node kinds, interfaces, addresses, link state")
-    p.add_argument("name", metavar="LAB")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
     p.add_argument("--format", "-f", choices=FORMATS, default="mermaid", help="output format (mermaid)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("-o", "--output", metavar="FILE", type=file_arg("-o/--output"),
+                   help="write to FILE instead of standard output")
     p.set_defaults(handler=run)
 
 

@@ -7,19 +7,21 @@ import argparse
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..perf import parse_rate, parse_seconds, perf
-from .common import verb_parser
+from .common import ascii_arg, lab_arg, node_arg, verb_parser
 from .main import emit_json
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Adds `perf` to the verbs of `nslab lab` (called by nslab.cli.lab.register)."""
     p = verb_parser(verbs, "perf", "throughput from node A to node B, TCP or UDP (built in, no iperf needed)")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("a", metavar="A", help="client node (sends)")
-    p.add_argument("b", metavar="B", help="server node (receives; its first IPv4 address is used)")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("a", metavar="A", type=node_arg("A"), help="client node (sends)")
+    p.add_argument("b", metavar="B", type=node_arg("B"), help="server node (receives; its first IPv4 address is used)")
     p.add_argument("--udp", action="store_true", help="UDP paced to --rate: loss, jitter (RFC 3550), reordering")
-    p.add_argument("-t", "--time", metavar="S", default="3", help="seconds to measure (default 3)")
-    p.add_argument("-r", "--rate", metavar="R", help="UDP target rate in bits/s: 100M, 1G (default 1G)")
+    p.add_argument("-t", "--time", metavar="S", default="3", type=ascii_arg("-t/--time", parse_seconds),
+                   help="seconds to measure (default 3)")
+    p.add_argument("-r", "--rate", metavar="R", type=ascii_arg("-r/--rate", parse_rate),
+                   help="UDP target rate in bits/s: 100M, 1G (default 1G)")
     p.set_defaults(handler=perf_cmd)
 
 

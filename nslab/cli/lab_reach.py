@@ -7,20 +7,25 @@ import argparse
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..reach import reach
-from .common import verb_parser
+from .common import int_arg, lab_arg, node_list_arg, seconds_arg, verb_parser
 from .main import emit_json
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "reach", "all-pairs reachability matrix, probed concurrently (exit 1 if a pair fails)")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("--from", dest="sources", metavar="NODES", help="comma-separated source nodes (default: hosts)")
-    p.add_argument("--to", dest="targets", metavar="NODES", help="comma-separated target nodes (default: hosts)")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("--from", dest="sources", metavar="NODES", type=node_list_arg("--from"),
+                   help="comma-separated source nodes (default: hosts)")
+    p.add_argument("--to", dest="targets", metavar="NODES", type=node_list_arg("--to"),
+                   help="comma-separated target nodes (default: hosts)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--tcp", type=int, metavar="PORT", help="ok = a TCP handshake with PORT completes")
-    mode.add_argument("--udp", type=int, metavar="PORT", help="ok = a datagram to PORT is answered")
+    mode.add_argument("--tcp", type=int_arg("--tcp", 1, 65535), metavar="PORT",
+                      help="ok = a TCP handshake with PORT completes")
+    mode.add_argument("--udp", type=int_arg("--udp", 1, 65535), metavar="PORT",
+                      help="ok = a datagram to PORT is answered")
     p.add_argument("-6", dest="family", action="store_const", const=6, default=4, help="probe IPv6 addresses")
-    p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="give up on a pair after S s (2)")
+    p.add_argument("--timeout", type=seconds_arg("--timeout", 0.01, 3600), default=2.0, metavar="S",
+                   help="give up on a pair after S s (2)")
     p.set_defaults(handler=run)
 
 

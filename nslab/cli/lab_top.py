@@ -10,7 +10,7 @@ import time
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..top import rates, sample, table
-from .common import verb_parser
+from .common import lab_arg, seconds_arg, verb_parser
 from .main import emit_json
 
 CLEAR = "\x1b[H\x1b[2J"
@@ -18,8 +18,9 @@ CLEAR = "\x1b[H\x1b[2J"
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verb_parser(verbs, "top", "live packet/byte rates, errors and drops of every interface of a lab")
-    p.add_argument("name", metavar="LAB")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between readings (1)")
+    p.add_argument("name", metavar="LAB", type=lab_arg())
+    p.add_argument("--interval", type=seconds_arg("--interval", 0.05, 3600), default=1.0, metavar="S",
+                   help="seconds between readings (1)")
     p.add_argument("--once", action="store_true", help="two readings --interval apart, one report, then exit")
     p.set_defaults(handler=run)
 

@@ -8,10 +8,10 @@ import os
 
 from ..errors import NslabError, UsageError
 from ..kernel import netns
-from ..kernel.rtnl import Rtnl, parse_mac
+from ..kernel.rtnl import Rtnl, parse_ip, parse_mac
 from ..model import Link
-from ..names import check_ifname
-from .common import Words, object_parser, target_ns, verb_parser
+from ..names import check_ifname, check_netns_name, check_utf8
+from .common import Words, checked, dev_arg, no_zone, object_parser, target_ns, verb_parser
 from .main import emit_json
 from .show import link_lines
 
@@ -22,11 +22,11 @@ KINDS = ["veth", "bridge", "tap", "vxlan", "macvlan"]
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "link", "network devices (ip link)")
     p = verb_parser(verbs, "show", "list devices, or show one", aliases=["list", "ls"])
-    p.add_argument("dev", nargs="?")
+    p.add_argument("dev", nargs="?", type=dev_arg())
     p.add_argument("-s", "--stats", action="store_true", help="with counters")
     p.set_defaults(handler=show)
     p = verb_parser(verbs, "set", "change a device: up|down, mtu N, master BR|nomaster, netns NS, address MAC")
-    p.add_argument("dev")
+    p.add_argument("dev", type=dev_arg())
     p.add_argument("words", nargs=argparse.REMAINDER)
     p.set_defaults(handler=set_)
     p = verb_parser(
@@ -34,17 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "create a device: NAME type veth peer PEER [peer-netns NS] | type bridge | type tap | "
         "type vxlan id VNI [remote IP|group IP] [local IP] [dev DEV] [dstport P] | type macvlan link DEV [mode M]",
     )
-    p.add_argument("name")
+    p.add_argument("name", type=checked(check_ifname, "NAME"))
     p.add_argument("words", nargs=argparse.REMAINDER)
     p.set_defaults(handler=add)
     p = verb_parser(verbs, "del", "delete a device", aliases=["delete"])
-    p.add_argument("dev")
+    p.add_argument("dev", type=dev_arg())
     p.set_defaults(handler=delete)
 
 
 def show(args: argparse.Namespace) -> int:
     ns = target_ns(args)
-    links = [ns.rtnl.link(args.dev, with_addrs=False)] if args.dev else ns.rtnl.links()
+    links = [ns.rtnl.link(args.dev, with_addrs=False)] if args.dev is not None else ns.rtnl.links()
     if args.json:
         emit_json([lk.to_json(with_stats=args.stats) for lk in links])
         return 0
@@ -58,12 +58,13 @@ def show(args: argparse.Namespace) -> int:
 
 
 def set_(args: argparse.Namespace) -> int:
-    ns = target_ns(args)
     w = Words(args.words, f"link set {args.dev}")
     if not w.more():
         raise UsageError(f"link set {args.dev}: nothing to change", "add one of: " + ", ".join(SET_WORDS))
     kw: dict[str, object] = {}
     target_netns: str | None = None
+    master: str | None = None
+    # Every word is parsed and checked before the namespace is even opened: bad input reaches no kernel.
     while w.more():
         word = w.next()
         if word in ("up", "down"):
@@ -71,20 +72,22 @@ def set_(args: argparse.Namespace) -> int:
         elif word == "mtu":
             kw["mtu"] = w.integer("mtu", "bytes", 68, 65535)
         elif word == "master":
-            br = check_ifname(w.value("master", "bridge"), "bridge name")
-            kw["master"] = ns.rtnl.index(br)
+            master = w.name("master", "bridge", lambda t: check_ifname(t, "bridge name"))
         elif word == "nomaster":
             kw["master"] = 0
         elif word == "netns":
-            target_netns = w.value("netns", "namespace")
+            target_netns = w.name("netns", "namespace", check_netns_name)
         elif word == "address":
             kw["address"] = parse_mac(w.value("address", "mac"))
         elif word == "name":
-            kw["new_name"] = check_ifname(w.value("name", "new name"))
+            kw["new_name"] = w.name("name", "new name", lambda t: check_ifname(t, "new name"))
         elif word == "alias":
-            kw["alias"] = w.value("alias", "text")
+            kw["alias"] = _check_alias(w.value("alias", "text"))  # "" clears it, as in ip
         else:
             raise w.unknown(word, SET_WORDS)
+    ns = target_ns(args)
+    if master is not None:
+        kw["master"] = ns.rtnl.index(master)
     before = ns.rtnl.link(args.dev)
     if kw.get("master"):
         kind = next((lk.kind for lk in ns.rtnl.links() if lk.ifindex == kw["master"]), None)
@@ -125,9 +128,23 @@ def _restore(rtnl: Rtnl, before: Link) -> None:
         ))
 
 
+def _check_alias(text: str) -> str:
+    check_utf8(text, "link set: alias")
+    if len(text.encode()) > 255:  # IFALIASZ - 1
+        raise UsageError(f"alias is {len(text.encode())} bytes long, the kernel allows at most 255",
+                         "shorten the alias")
+    return text
+
+
+_ADD_CHECKS = {
+    "peer": lambda t: check_ifname(t, "peer name"), "peer-netns": check_netns_name,
+    "dev": lambda t: check_ifname(t, "device name"), "link": lambda t: check_ifname(t, "lower device name"),
+    "remote": lambda t: no_zone(t, "VXLAN address"), "group": lambda t: no_zone(t, "VXLAN address"),
+    "local": lambda t: no_zone(t, "VXLAN address"),
+}
+
+
 def add(args: argparse.Namespace) -> int:
-    ns = target_ns(args)
-    check_ifname(args.name)
     w = Words(args.words, f"link add {args.name}")
     kind = None
     opts: dict[str, str] = {}
@@ -136,7 +153,8 @@ def add(args: argparse.Namespace) -> int:
         word = w.next()
         if word not in keys:
             raise w.unknown(word, keys)
-        value = w.value(word, word.replace("-", " "))
+        check = _ADD_CHECKS.get(word)
+        value = w.name(word, word.replace("-", " "), check) if check else w.value(word, word.replace("-", " "))
         if word == "type":
             kind = value
         else:
@@ -156,26 +174,33 @@ def add(args: argparse.Namespace) -> int:
     if extra:
         raise UsageError(f"link add {args.name}: {extra[0]!r} does not apply to type {kind}",
                          f"type {kind} takes: " + ", ".join(sorted(allowed)))
+    vni, port = 0, 4789
+    if kind == "vxlan":
+        if "id" not in opts:
+            raise UsageError(f"link add {args.name}: a vxlan needs an id", "add 'id VNI' (0-16777215)")
+        vni = Words([opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
+        if "dstport" in opts:
+            port = Words([opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
+        for key in ("remote", "group", "local"):
+            if key in opts:
+                parse_ip(opts[key], "VXLAN address")
+    if kind == "macvlan":
+        if "link" not in opts:
+            raise UsageError(f"link add {args.name}: a macvlan needs its lower device", "add 'link DEV'")
+        Rtnl.macvlan_data(opts.get("mode", "bridge"))  # checks the mode
+    if kind == "veth" and "peer" not in opts:
+        raise UsageError(f"link add {args.name}: a veth needs a peer name", "add 'peer PEERNAME'")
+    ns = target_ns(args)
     if kind == "veth":
-        if "peer" not in opts:
-            raise UsageError(f"link add {args.name}: a veth needs a peer name", "add 'peer PEERNAME'")
         ns.add_veth(args.name, opts["peer"], opts.get("peer-netns"), mtu=mtu)
     elif kind == "bridge":
         ns.add_bridge(args.name)
     elif kind == "tap":
         ns.add_tap(args.name)
     elif kind == "vxlan":
-        if "id" not in opts:
-            raise UsageError(f"link add {args.name}: a vxlan needs an id", "add 'id VNI' (0-16777215)")
-        vni = Words([opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
-        port = 4789
-        if "dstport" in opts:
-            port = Words([opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
         ns.add_vxlan(args.name, vni, remote=opts.get("remote"), group=opts.get("group"), local=opts.get("local"),
                      dev=opts.get("dev"), port=port)
     elif kind == "macvlan":
-        if "link" not in opts:
-            raise UsageError(f"link add {args.name}: a macvlan needs its lower device", "add 'link DEV'")
         ns.add_macvlan(args.name, opts["link"], opts.get("mode", "bridge"))
     if mtu is not None and kind != "veth":
         ns.link(args.name).set_mtu(mtu)

@@ -21,6 +21,14 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # Python 3.11/3.12 drop a '--' standing where a positional's value goes and hand the handler []:
+        # `nslab link set -- -- up` then reached the kernel with a list for a device name.
+        value = super()._get_values(action, arg_strings)
+        if action.nargs is None and not action.option_strings and value == []:
+            self.error(f"argument {action.metavar or action.dest}: missing ('--' ends the options, it is not a value)")
+        return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     from . import addr, demo, ifconfig, lab, link, ns, probe, route
@@ -41,8 +49,10 @@ def add_globals(parser: argparse.ArgumentParser, top: bool = False) -> None:
         "-j", "--json", action="store_true", default=False if top else argparse.SUPPRESS,
         help="machine-readable output (keys follow `ip -j`)",
     )
+    from .common import netns_arg  # checked while parsing: -n "" must not mean the root namespace
+
     parser.add_argument(
-        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS,
+        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS, type=netns_arg,
         help="operate inside namespace NS",
     )
 

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from .. import probe
+from .common import checked, seconds_arg
 from .main import add_globals, emit_json
 
 
@@ -30,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "Answers nothing unless --http or --echo. Ctrl-C stops (exit 130).",
     )
     add_globals(p)
-    p.add_argument("port", metavar="PORT", help="port to listen on (0: any free port)")
+    p.add_argument("port", metavar="PORT", type=checked(lambda t: probe.check_port(t, allow_zero=True), "PORT"),
+                   help="port to listen on (0: any free port)")
     p.add_argument("--udp", action="store_true", help="UDP: print each datagram and its source")
     p.add_argument(
         "--once", action="store_true", help="exit after the first connection closes (UDP: the first datagram)"
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     reply = p.add_mutually_exclusive_group()
     reply.add_argument("--http", action="store_true", help="answer each TCP request with a minimal HTTP 200")
     reply.add_argument("--echo", action="store_true", help="send back what arrives (UDP: each datagram)")
-    p.add_argument("--host", default="0.0.0.0", metavar="ADDR", help="local address (default 0.0.0.0)")
+    p.add_argument("--host", default="0.0.0.0", metavar="ADDR", type=checked(probe.check_host, "--host"),
+                   help="local address (default 0.0.0.0)")
     p.set_defaults(handler=cmd_listen)
 
     p = verbs.add_parser(
@@ -47,10 +50,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="TCP connect (or, with --udp, send a datagram and wait for a reply) and say why not.",
     )
     add_globals(p)
-    p.add_argument("host", metavar="HOST")
-    p.add_argument("port", metavar="PORT")
+    p.add_argument("host", metavar="HOST", type=checked(probe.check_host, "HOST"))
+    p.add_argument("port", metavar="PORT", type=checked(probe.check_port, "PORT"))
     p.add_argument("--udp", action="store_true", help="UDP: reachable only if a reply comes back")
-    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to wait (default 3)")
+    p.add_argument("--timeout", type=seconds_arg("--timeout", 0.001, probe.MAX_TIMEOUT), default=3.0, metavar="S",
+                   help="seconds to wait (default 3)")
     p.set_defaults(handler=cmd_connect)
 
     p = verbs.add_parser(
@@ -59,8 +63,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="HTTP/1.1 GET (plain http only); exit 0 on any response, 1 if none.",
     )
     add_globals(p)
-    p.add_argument("url", metavar="URL", help="e.g. http://localhost:8900/ or localhost:8900")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds to wait (default 5)")
+    p.add_argument("url", metavar="URL", type=checked(probe.parse_url, "URL"),
+                   help="e.g. http://localhost:8900/ or localhost:8900")
+    p.add_argument("--timeout", type=seconds_arg("--timeout", 0.001, probe.MAX_TIMEOUT), default=5.0, metavar="S",
+                   help="seconds to wait (default 5)")
     p.add_argument("-i", "--include", action="store_true", help="print the status line and headers too")
     p.set_defaults(handler=cmd_http)
 

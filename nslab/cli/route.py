@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .common import Words, object_parser, target_ns, verb_parser
+from ..kernel.rtnl import Rtnl
+from ..names import check_ifname
+from .common import Words, no_zone, object_parser, target_ns, verb_parser
 from .main import emit_json
 from .show import route_line
 
@@ -43,13 +45,15 @@ def change(args: argparse.Namespace) -> int:
     while w.more():
         word = w.next()
         if word == "via":
-            via = w.value("via", "gateway")
+            via = w.name("via", "gateway", lambda t: no_zone(t, "gateway"))
         elif word == "dev":
-            dev = w.value("dev", "device")
+            dev = w.name("dev", "device", lambda t: check_ifname(t, "device name"))
         elif word == "metric" and args.add:
             metric = w.integer("metric", "number", 0, 2**32 - 1)
         else:
             raise w.unknown(word, known)
+    no_zone(args.dst, "route destination")
+    Rtnl.req_route(args.dst, gateway=via, add=args.add, metric=metric)  # parses and checks, sends nothing
     ns = target_ns(args)
     if args.add:
         ns.add_route(args.dst, via=via, dev=dev, metric=metric)

@@ -288,16 +288,13 @@ class _Assigner:
         for name, kind in self.kinds.items():
             if kind == "switch":
                 switches.setdefault(self.find(name), []).append(name)
-        used: set[str] = set()
+        bases = []
         for root, seg in by_root.items():
             if seg.p2p:
-                base = f"{seg.members[0].node}-{seg.members[1].node}"
+                bases.append(f"{seg.members[0].node}-{seg.members[1].node}")
             else:
-                base = min(switches[root], key=lambda n: (n.startswith("lan"), natural_key(n)))
-            name, k = base, 2
-            while name in used:
-                name, k = f"{base}-{k}", k + 1
-            used.add(name)
+                bases.append(min(switches[root], key=lambda n: (n.startswith("lan"), natural_key(n))))
+        for seg, name in zip(by_root.values(), unique_names(bases), strict=True):
             seg.name = name
 
     def explicit(self, segs: list[Segment]) -> None:
@@ -409,6 +406,24 @@ class _Assigner:
                         p.ipv4 = addr
                     else:
                         p.ipv6 = addr
+
+
+def unique_names(bases: list[str], used: set[str] | None = None) -> list[str]:
+    """Each base as is, or BASE-2, BASE-3, ... when taken. Linear: a counter per base remembers where the
+    search stopped (2000 parallel links between two nodes made the plain retry loop quadratic)."""
+    used = set() if used is None else used
+    following: dict[str, int] = {}
+    out = []
+    for base in bases:
+        name, k = base, following.get(base, 2)
+        if name in used:
+            while (name := f"{base}-{k}") in used:
+                k += 1
+            k += 1
+        following[base] = k
+        used.add(name)
+        out.append(name)
+    return out
 
 
 def _hand_out(net: IPNet, current: list[Addr | None]) -> list[Addr] | None:

@@ -10,10 +10,12 @@ leafspine,S,L,H      S spine routers, L leaf routers each linked to every spine,
 from __future__ import annotations
 
 import difflib
+import re
 
 from ..errors import UsageError
 from .topology import LAB_NAME_MAX, Topology
 
+_DIGITS = re.compile(r"[0-9]+")
 MAX_NODES = 100_000  # a guard against typos like tree,10,10 (11 billion nodes), not a kernel limit
 
 # kind -> (argument names, minimum value of each)
@@ -41,14 +43,21 @@ def parse_topo_arg(arg: str, name: str | None = None) -> Topology:
             f"--topo {arg}: unknown topology {kind!r}",
             (f"did you mean {close[0]!r}? " if close else "") + f"choose one of: {usage()}",
         )
-    for label, text in zip(shape[0], raw, strict=False):
-        try:
-            args.append(int(text))
-        except ValueError:
+    labels = shape[0]
+    if len(raw) != len(labels):  # single,3,4 must not build single,3 and drop the 4
+        raise UsageError(
+            f"--topo {arg}: {kind} takes {len(labels)} argument(s) ({','.join(labels)}), got {len(raw)}",
+            f"write --topo {kind},{','.join(labels)}, e.g. {_example(kind)}",
+        )
+    for label, text in zip(labels, raw, strict=True):
+        # ASCII digits only: int() also takes '٣', '+3', '3_0' and ' 3'.
+        if not _DIGITS.fullmatch(text) or len(text) > 9:
+            what = "is too large" if _DIGITS.fullmatch(text) else "must be a whole number"
             raise UsageError(
-                f"--topo {arg}: {label} must be a whole number, not {text!r}",
-                f"write --topo {kind},{','.join(shape[0])}, e.g. {_example(kind)}",
-            ) from None
+                f"--topo {arg}: {label} {what}, not {text!r}",
+                f"write --topo {kind},{','.join(labels)} with decimal digits, e.g. {_example(kind)}",
+            )
+        args.append(int(text))
     return _build(kind, args, name, f"--topo {arg}")
 
 

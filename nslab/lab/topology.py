@@ -11,7 +11,9 @@ import difflib
 import functools
 import ipaddress
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,13 +23,19 @@ from typing import Any, NoReturn
 import yaml
 
 from ..errors import NotFoundError, UsageError
-from ..names import check_ifname
+from ..names import check_ifname, check_utf8
 
 KINDS = ("host", "router", "switch")
 ROUTING = ("auto", "none")
 LAB_NAME_MAX = 12
 NODE_NAME_MAX = 10  # the namespace is f"{lab}-{node}": short enough to read in `ip netns list`
-MTU_MIN, MTU_MAX = 68, 65535  # IPv4's minimum MTU; the largest value a veth accepts
+# Every segment of a lab carries IPv6, whose minimum MTU is 1280 (the kernel drops IPv6 from a device below
+# it, and refuses its addresses); 65535 is the largest value a veth accepts.
+MTU_MIN, MTU_MAX = 1280, 65535
+BRIDGE = "br0"  # the bridge inside every switch namespace (plan.BRIDGE): no port of a switch may take it
+MAX_FILE_BYTES = 1 << 20  # a topology file is text a person writes: 1 MiB holds ~30000 nodes and links
+MAX_DEPTH = 32  # the deepest field is 5 levels down (links[i].impair.A->B.loss); YAML nests recursively
+MAX_EXPANDED = 500_000  # YAML nodes after expanding aliases: a few KB of '*a' must not become billions
 DEFAULT_POOLS = {"ipv4_lan": "10.0.0.0/16", "ipv4_p2p": "10.255.0.0/16", "ipv6": "fd00:6e73::/48"}
 
 _LAB_RE = re.compile(r"[a-z][a-z0-9-]*")
@@ -42,6 +50,28 @@ IPIface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 def natural_key(name: str) -> tuple[tuple[str, int], ...]:
     """Sort key that puts h2 before h10 (plain string order would not)."""
     return tuple((text, int(num) if num else -1) for text, num in re.findall(r"(\D*)(\d*)", name) if text or num)
+
+
+def check_lab_name(name: object, what: str = "lab name") -> str:
+    """A lab name (it prefixes every namespace name): for the command line, where there is no file line."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"invalid {what}: it is empty", "give the lab's name (an unset shell variable?)")
+    if len(name) > LAB_NAME_MAX or not _LAB_RE.fullmatch(name):
+        raise UsageError(f"invalid {what} {name!r}",
+                         f"lab names are 1..{LAB_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter; "
+                         "see 'nslab lab list'")
+    return name
+
+
+def check_node_name(name: object, what: str = "node name") -> str:
+    """A node of a lab as the command line names it (lanN, the implicit switches, included)."""
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"invalid {what}: it is empty", "give a node's name (an unset shell variable?)")
+    if len(name) > NODE_NAME_MAX or not _NODE_RE.fullmatch(name):
+        raise UsageError(f"invalid {what} {name!r}",
+                         f"node names are 1..{NODE_NAME_MAX} characters from a-z, 0-9 and '-', starting with a "
+                         "letter; 'nslab lab status LAB' lists them")
+    return name
 
 
 # --- the model --------------------------------------------------------------------------------------------
@@ -193,10 +223,45 @@ def _closest(word: str, choices: Sequence[str]) -> str | None:
     return match[0] if match else None
 
 
+# Ranges an interface of a lab cannot use: the kernel refuses some (IPv6 unspecified, loopback, multicast), the
+# others it takes but never routes as a lab expects (IPv4 loopback, multicast, class E) or makes its own
+# (IPv6 link-local: every interface has one; a route to fe80::/64 names no interface).
+_REFUSED_RANGES: tuple[tuple[IPNet, str, str], ...] = tuple(
+    (ipaddress.ip_network(net), what, why) for net, what, why in (
+        ("0.0.0.0/8", "'this network' range", ""), ("127.0.0.0/8", "loopback range", ""),
+        ("224.0.0.0/4", "multicast range", ""),
+        ("240.0.0.0/4", "reserved range", " (with the broadcast 255.255.255.255)"),
+        ("::/128", "unspecified address", ""), ("::1/128", "loopback address", ""),
+        ("::ffff:0:0/96", "IPv4-mapped range", ""),
+        ("fe80::/10", "link-local range", " (each interface makes its own fe80:: address)"),
+        ("ff00::/8", "multicast range", ""),
+    )
+)
+
+
+def _refused_range(net: IPNet) -> str | None:
+    for special, what, why in _REFUSED_RANGES:
+        if special.version == net.version and net.overlaps(special):
+            return f"{what} {special}{why}"
+    return None
+
+
+def _literal(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"expected {what} string, got {text!r}")
+    try:
+        check_utf8(text, repr(text))
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
+    if "%" in text:
+        raise ValueError(f"{text!r} has a zone id ('%...'): a lab address is global, a zone id names an interface "
+                         "of one machine")
+    return text
+
+
 def parse_net(text: object, version: int) -> IPNet:
     """A subnet in CIDR form, of the given IP version; ValueError says why not."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected a CIDR string, got {text!r}")
+    text = _literal(text, "a CIDR")
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -206,6 +271,9 @@ def parse_net(text: object, version: int) -> IPNet:
         raise ValueError(f"{text!r} is not a valid CIDR subnet") from None
     if net.version != version:
         raise ValueError(f"{text!r} is IPv{net.version}, expected an IPv{version} subnet")
+    special = _refused_range(net)
+    if special:
+        raise ValueError(f"{text!r} overlaps the {special}, which lab interfaces cannot use")
     return net
 
 
@@ -383,7 +451,8 @@ class _Checker:
             t.fail(
                 f"{path}.mtu",
                 f"mtu {link.mtu!r} is not an integer in {MTU_MIN}..{MTU_MAX}",
-                "give a whole number of bytes, e.g. mtu: 1500 or mtu: 9000",
+                f"every lab link carries IPv6, whose minimum MTU is {MTU_MIN}; give a whole number of bytes, "
+                "e.g. mtu: 1500 or mtu: 9000",
                 link.lines.get("mtu", line),
             )
         for key, version in (("prefix", 4), ("prefix6", 6)):
@@ -420,12 +489,19 @@ class _Checker:
                     eline,
                 )
             seen[ep.node] = j
+            kind = t.nodes[ep.node].kind
             if ep.ifname is not None:
                 iline = ep.lines.get("ifname", eline)
                 try:
                     check_ifname(ep.ifname)
                 except UsageError as exc:
                     t.fail(f"{epath}.ifname", exc.message, exc.hint, iline)
+                if ep.ifname == "lo":
+                    t.fail(f"{epath}.ifname", "'lo' is the loopback device every namespace already has",
+                           "choose another interface name, e.g. eth1", iline)
+                if ep.ifname == BRIDGE and kind == "switch":
+                    t.fail(f"{epath}.ifname", f"{BRIDGE!r} is the bridge of switch {ep.node!r} itself, not a port",
+                           "choose another name for the port, e.g. eth1", iline)
                 other = ifnames.get((ep.node, ep.ifname))
                 if other is not None:
                     t.fail(
@@ -435,7 +511,6 @@ class _Checker:
                         iline,
                     )
                 ifnames[(ep.node, ep.ifname)] = epath
-            kind = t.nodes[ep.node].kind
             for key, version in (("ipv4", 4), ("ipv6", 6)):
                 value = getattr(ep, key)
                 if value is None:
@@ -463,8 +538,7 @@ class _Checker:
 
 def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:
     """An address with its prefix length; a bare address takes the link's `prefix` length."""
-    if not isinstance(text, str):
-        raise ValueError(f"expected an address string, got {text!r}")
+    text = _literal(text, "an address")
     if "/" not in text and prefix is not None:
         text = f"{text}/{prefix.split('/')[1]}"
     if "/" not in text:
@@ -476,6 +550,9 @@ def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:
     if iface.version != version:
         raise ValueError(f"{text!r} is IPv{iface.version}, expected IPv{version}")
     net = iface.network
+    special = _refused_range(ipaddress.ip_network(iface.ip))
+    if special:
+        raise ValueError(f"{text!r} is in the {special}, which lab interfaces cannot use")
     if version == 4 and net.prefixlen <= 30 and iface.ip in (net.network_address, net.broadcast_address):
         raise ValueError(
             f"{text!r} is the {'network' if iface.ip == net.network_address else 'broadcast'} "
@@ -494,6 +571,12 @@ IMPAIR_KEYS = ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reord
 ENDPOINT_KEYS = ("node", "ifname", "ipv4", "ipv6")
 POOL_KEYS = tuple(DEFAULT_POOLS)
 
+_DECIMAL = re.compile(r"-?([0-9]+)")  # ASCII digits only ([0-9], not \d, which takes any script's digits)
+_YAML11_INT_FORMS = (  # the forms of PyYAML's int resolver, with what they mean
+    (re.compile(r"[-+]?0b[0-1_]+"), "binary"), (re.compile(r"[-+]?0x[0-9a-fA-F_]+"), "hexadecimal"),
+    (re.compile(r"[-+]?0[0-7_]+"), "octal"), (re.compile(r"[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+"), "base 60"),
+    (re.compile(r"[-+]?(0|[1-9][0-9_]*)"), "a signed or '_'-separated number"),
+)
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _NULL = "tag:yaml.org,2002:null"
@@ -508,17 +591,73 @@ def json_schema() -> dict[str, Any]:
 def load_file(path: str | Path) -> Topology:
     """Read and validate a topology file."""
     source = str(path)
+    data = read_file(path, source)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UsageError(
+            f"{source}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8"
+        ) from None
+    return load_text(text, source)
+
+
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(mode: int, source: str) -> UsageError:
+    kind = next((what for test, what in _FILE_KINDS if test(mode)), "not a regular file")
+    return UsageError(f"{source}: is {kind}, not a topology file",
+                      "give the path of a YAML file (to use a generated topology, save it to a file first)")
+
+
+def _too_big(source: str, size: int | None) -> UsageError:
+    got = f" ({size} bytes)" if size is not None else ""
+    return UsageError(f"{source}: too large for a topology file{got}; the limit is {MAX_FILE_BYTES} bytes",
+                      "split the lab, or use a built-in topology (--topo) for very large ones")
+
+
+def read_file(path: str | Path, source: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. A FIFO, a device or /dev/zero never blocks nor
+    reads forever: the type is checked before opening, the open does not wait (O_NONBLOCK), the type is
+    checked again on the open file (the path may have changed in between), and the read is bounded."""
+    def cannot(exc: OSError) -> UsageError:
+        return UsageError(f"{source}: cannot read: {exc.strerror or exc}", "check the path and its permissions")
+
+    try:
+        before = os.stat(path)
     except FileNotFoundError:
         raise NotFoundError(f"{source}: no such topology file", "check the path") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(
-            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8"
-        ) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise (cannot(exc) if isinstance(exc, OSError) else UsageError(
+            f"{source}: not a valid path", "check the path")) from None
+    if not stat.S_ISREG(before.st_mode):
+        raise _not_regular(before.st_mode, source)
+    if before.st_size > limit:
+        raise _too_big(source, before.st_size)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as exc:
-        raise UsageError(f"{source}: cannot read: {exc.strerror}", "check the path and its permissions") from None
-    return load_text(text, source)
+        raise cannot(exc) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(st.st_mode, source)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise cannot(exc) from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise _too_big(source, None)
+    return b"".join(chunks)
 
 
 def load_text(text: str, source: str = "<string>") -> Topology:
@@ -536,9 +675,81 @@ def _kind(node: yaml.Node) -> str:
     return f"{node.value!r}"
 
 
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _Composer(yaml.SafeLoader):
+    """PyYAML's composer recurses once per nesting level: bound it (the error would be Python's recursion
+    limit, with a traceback), and count aliases so that only files using them pay for the expansion check."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _expanded_size(root: yaml.Node, cap: int) -> int:
+    """How many nodes the document has once aliases are expanded (saturating at cap + 1); iterative, since
+    a chain of anchors can nest as deep as the file is long. A cycle counts once: the loader refuses it
+    anyway, as no field of a topology holds itself."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_.discard(key)
+            size[key] = min(cap + 1, 1 + sum(size.get(id(c), 1) for c in _children(node)))
+        elif key not in size and key not in open_:
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node) if id(c) not in size and id(c) not in open_)
+    return size[id(root)]
+
+
 class _Loader:
     def __init__(self, source: str) -> None:
         self.source = source
+
+    def compose(self, text: str) -> yaml.Node | None:
+        loader = _Composer(text)
+        try:
+            root = loader.get_single_node()
+        except _TooDeep as exc:
+            raise UsageError(
+                f"{self.source}:{exc.mark.line + 1}: nested more than {MAX_DEPTH} levels deep",
+                "a topology is a few levels deep (links: - endpoints: [a, b]); check the brackets and indentation",
+            ) from None
+        finally:
+            loader.dispose()
+        if root is not None and loader.aliases and _expanded_size(root, MAX_EXPANDED) > MAX_EXPANDED:
+            raise UsageError(
+                f"{self.source}:1: its aliases (*name) expand to more than {MAX_EXPANDED} YAML nodes",
+                "use fewer or smaller anchors, or write the links out",
+            )
+        return root
 
     def fail(self, node: yaml.Node | int, path: str, message: str, hint: str | None = None) -> NoReturn:
         line = node if isinstance(node, int) else node.start_mark.line + 1
@@ -547,7 +758,14 @@ class _Loader:
 
     def load(self, text: str) -> Topology:
         try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
+            root = self.compose(text)
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+            raise UsageError(
+                f"{self.source}:{line}: character U+{ord(char):04X} is not allowed in YAML ({exc.reason})",
+                "remove control characters; write them as escapes in a double-quoted string if you mean them",
+            ) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
@@ -559,7 +777,8 @@ class _Loader:
                 f"check indentation, colons, brackets and quoting on {near}",
             ) from None
         except yaml.YAMLError as exc:
-            raise UsageError(f"{self.source}:1: YAML error: {exc}", "check the file is YAML") from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"{self.source}:1: YAML error: {first}", "check the file is YAML") from None
         if root is None or (root.tag == _NULL and isinstance(root, yaml.ScalarNode)):
             raise UsageError(
                 f"{self.source}:1: the file is empty",
@@ -623,10 +842,36 @@ class _Loader:
             out.append(c)
         return out
 
-    def integer(self, node: yaml.Node, path: str, example: str) -> int:
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _INT):
-            self.fail(node, path, f"expected a whole number, got {_kind(node)}", f"e.g. {example}")
-        return int(yaml.constructor.SafeConstructor().construct_yaml_int(node))
+    def integer(self, node: yaml.Node, path: str, example: str, name: str | None = None) -> int:
+        """Only plain decimal digits are a number here. YAML 1.1 also reads 0x5dc, 0b1, 1_500, +5, 01500 (octal:
+        832) and 22:22 (base 60: 1342) as integers, and !!int forces it: all of them refused, with the fix,
+        rather than silently misread. Nor is a thousand-digit number converted (every such field is small)."""
+        what = f"{name} must be an integer" if name else "expected a whole number"
+        if not isinstance(node, yaml.ScalarNode) or not isinstance(node.value, str) or node.tag == _NULL:
+            self.fail(node, path, f"{what}, got {_kind(node)}", f"e.g. {example}")
+        text = node.value
+        if node.style is not None:  # quoted: a string, whatever it holds
+            self.fail(node, path, f"{what}, got the quoted string {text!r}", f"write it without quotes, e.g. {example}")
+        m = _DECIMAL.fullmatch(text)
+        if m is not None and not (len(m.group(1)) > 1 and m.group(1).startswith("0")) and node.tag == _INT:
+            if len(m.group(1)) > 9:
+                self.fail(node, path, f"number {text!r} ({len(m.group(1))} digits) is far too large",
+                          f"e.g. {example}")
+            return int(text)
+        hint = f"write the number in decimal digits, without a leading zero, sign or '_', e.g. {example}"
+        if m is not None and node.tag != _INT:  # digits, but tagged: !!str 1500, or 09 (not octal: a string)
+            why = "has a leading zero" if node.tag == _STR and m.group(1).startswith("0") else \
+                f"is tagged {node.tag.replace('tag:yaml.org,2002:', '!!')}"
+            self.fail(node, path, f"{what}: {text!r} {why}", hint)
+        form = next((why for pattern, why in _YAML11_INT_FORMS if pattern.fullmatch(text)), None)
+        if node.tag == _INT and form is not None:
+            try:
+                value = f": {yaml.constructor.SafeConstructor().construct_yaml_int(node)}" if len(text) <= 40 else ""
+            except ValueError:  # 0x_ resolves as an int but has no digits
+                value = ", but it has no digits"
+            self.fail(node, path, f"{text!r} is not a plain decimal number (YAML 1.1 reads it as {form}{value})",
+                      hint)
+        self.fail(node, path, f"{what}, got {_kind(node)}", f"e.g. {example}")
 
     def mapping(
         self, node: yaml.Node, path: str, allowed: Sequence[str], what: str, hint: str | None = None
@@ -742,15 +987,7 @@ class _Loader:
         eps = [self.endpoint(e, f"{path}.endpoints[{j}]") for j, e in enumerate(eps_node.value)]
         link = Link(eps, lines=lines)
         if "mtu" in fields:
-            vnode = fields["mtu"][1]
-            if not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _INT):
-                self.fail(
-                    vnode,
-                    f"{path}.mtu",
-                    f"mtu must be an integer, got {_kind(vnode)}",
-                    f"give a whole number in {MTU_MIN}..{MTU_MAX}, e.g. mtu: 9000",
-                )
-            link.mtu = int(yaml.constructor.SafeConstructor().construct_yaml_int(vnode))
+            link.mtu = self.integer(fields["mtu"][1], f"{path}.mtu", "mtu: 9000", "mtu")
         for key in ("prefix", "prefix6"):
             if key in fields:
                 setattr(link, key, self.string(fields[key][1], f"{path}.{key}"))
