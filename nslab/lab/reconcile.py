@@ -118,12 +118,9 @@ def desired(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None) -> d
 
 def affected(plan: Plan, touched: Iterable[str]) -> set[str]:
     """TOUCHED plus the nodes whose planned routes go through an address of a touched node."""
-    nodes = set(touched)
+    start = set(touched)
     owner = {ipaddress.ip_interface(a).ip: n.name for n in plan.nodes for a in plan.addresses_of(n.name)}
-    for r in plan.routes:
-        if owner.get(ipaddress.ip_address(r.via)) in nodes:
-            nodes.add(r.node)
-    return nodes
+    return start | {r.node for r in plan.routes if owner.get(ipaddress.ip_address(r.via)) in start}
 
 
 # ---- what the kernel holds ----------------------------------------------------------------------------------
