@@ -4,9 +4,11 @@ Order of work (each step one batch per namespace):
   1. namespaces, with lo up, the ownership marker on lo, sysctls and (switches) the bridge;
   2. veth pairs, each created from one end's namespace with the peer made directly in the other's,
      with ifindexes chosen by the plan so that no read-back is needed;
-  3. the second end's bridge port, addresses, routes.
+  3. the second end's bridge port, addresses, routes (protocol rtnl.RTPROT_NSLAB: recognisably nslab's).
 The state record is written before step 1, so an interrupted `up` (even kill -9) leaves only names
-that `down`/`cleanup` know. On an error, everything this `up` created is deleted before re-raising.
+that `down`/`cleanup` know. On an error (or Ctrl-C), everything this `up` created is deleted before
+re-raising: the namespaces it made, and the veths the kernel acknowledged making for it; the record
+forgets a namespace only once it is gone.
 """
 
 from __future__ import annotations
