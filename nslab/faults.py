@@ -501,7 +501,7 @@ def _commit(lab: Lab, old: FaultState, new: FaultState, everywhere: bool = False
                 signal_procs(netns[node], procs, signal.SIGCONT)
                 resumed.append(node)
         reconcile.reconcile(plan, view(plan, new), nodes, previous=view(plan, old), force_nft=force_nft,
-                            force_rates=force_rates)
+                            force_rates=force_rates, before_apply=_refuse_broken)
         for node, procs in new.procs.items():
             if node not in old.stopped or old.pending:
                 signal_procs(netns[node], procs, signal.SIGSTOP)
@@ -515,6 +515,14 @@ def _commit(lab: Lab, old: FaultState, new: FaultState, everywhere: bool = False
         run_cleanup(back)
         raise
     save_state(new)
+
+
+def _refuse_broken(rep: reconcile.Report) -> None:
+    """Before anything is changed: a node concerned that cannot be its plan (its namespace or an interface
+    deleted by hand) makes the whole change fail, with the fix."""
+    if rep.fatal:
+        raise NslabError("the lab cannot be brought back to its plan: " + "; ".join(n.line() for n in rep.fatal)
+                         + "; nothing was changed", "take the lab down and up again")
 
 
 @contextlib.contextmanager

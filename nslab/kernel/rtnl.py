@@ -398,8 +398,11 @@ class Rtnl:
         msgs = self.nl.dump(RTM_GETADDR, _IFADDR.pack(family, 0, 0, 0, 0))
         return [decode_addr(m) for m in msgs]
 
-    def routes(self, family: int = socket.AF_UNSPEC, table: int = RT_TABLE_MAIN) -> list[Route]:
-        names = {lk.ifindex: lk.ifname for lk in self.links()}
+    def routes(self, family: int = socket.AF_UNSPEC, table: int = RT_TABLE_MAIN,
+               names: dict[int, str] | None = None) -> list[Route]:
+        """Routes of TABLE; NAMES (ifindex -> name, from a links() just made) saves a second links dump."""
+        if names is None:
+            names = {lk.ifindex: lk.ifname for lk in self.links()}
         out = []
         for fam in ([socket.AF_INET, socket.AF_INET6] if family == socket.AF_UNSPEC else [family]):
             msgs = self.nl.dump(RTM_GETROUTE, _RTMSG.pack(fam, 0, 0, 0, 0, 0, 0, 0, 0))

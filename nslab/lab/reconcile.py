@@ -181,7 +181,7 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str]) -> dict[str, SeenNod
                 if a.ifindex in names:
                     addrs.setdefault(names[a.ifindex], set()).add(_cidr(f"{a.local}/{a.prefixlen}"))
             routes = []
-            for rt in r.routes():
+            for rt in r.routes(names=names):
                 if rt.type != "unicast":
                     continue
                 fam = 4 if rt.family == "inet" else 6

@@ -107,3 +107,15 @@ def test_up_cannot_repair_a_deleted_namespace(ring: Lab) -> None:
     subprocess.run(["ip", "netns", "del", ns], check=True)
     r = nslab_subprocess(["lab", "up", "--topo", "ring,3", "--name", ring.name])
     assert r.returncode == 1 and f"namespace {ns} is gone" in r.stderr and "lab down" in r.stderr, r
+
+
+def test_a_fault_change_on_a_node_that_cannot_be_its_plan_changes_nothing(ring: Lab) -> None:
+    from nslab.errors import NslabError
+
+    ea, _ = fl.find_link(ring.plan, "r1", "r2")
+    ip(ring["r1"].netns, "link", "del", ea.ifname)  # one end deleted by hand: the kernel deletes both
+    with pytest.raises(NslabError, match="cannot be brought back to its plan") as e:
+        fl.link_state(ring, "h1", "r1", up=False)
+    assert f"interface {ea.ifname} is missing" in e.value.message and e.value.exit_code == 1
+    assert fl.faults(ring) == []
+    assert "UP" in ipj(ring["h1"].netns, "link", "show", "eth0")[0]["flags"]  # nothing was changed
