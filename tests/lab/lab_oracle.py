@@ -7,7 +7,6 @@ Shared by the heal, drift and kill tests (imported as a plain module: tests/lab 
 from __future__ import annotations
 
 import ipaddress
-import json
 import subprocess
 import time
 from collections.abc import Iterable
@@ -86,16 +85,17 @@ def plan_differences(plan: Plan, down: Iterable[End] = (), nodes: Iterable[str] 
 
 
 def nslab_rules_left(plan: Plan) -> list[str]:
-    """Nodes whose kernel still holds a table named nslab (`nft list ruleset`) or a qdisc 5e1a: (`tc -j qdisc`)."""
+    """Nodes whose kernel still holds a table named nslab (`nft list ruleset`) or a qdisc 5e1a: (`tc -j qdisc`).
+    The programs are the oracle; they are started in each node through nslab's fast spawn path (a parked
+    thread: `ip netns exec` costs ~10 ms a call here)."""
+    from nslab.kernel import nft, tc
+
     out = []
     for n in plan.nodes:
-        rules = subprocess.run(["ip", "netns", "exec", n.netns, "nft", "list", "ruleset"], capture_output=True,
-                               text=True, check=True).stdout
+        rules = nft.ruleset(n.netns)
         if any(line.startswith("table ") and line.split()[2] == "nslab" for line in rules.splitlines()):
             out.append(f"{n.name}: nft table nslab")
-        qd = json.loads(subprocess.run(["ip", "netns", "exec", n.netns, "tc", "-j", "qdisc", "show"],
-                                       capture_output=True, text=True, check=True).stdout or "[]")
-        out += [f"{n.name}: qdisc 5e1a: on {q.get('dev')}" for q in qd if q.get("handle") == "5e1a:"]
+        out += [f"{n.name}: qdisc 5e1a: on {q.get('dev')}" for q in tc.qdiscs(n.netns) if q.get("handle") == "5e1a:"]
     return out
 
 

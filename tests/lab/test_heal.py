@@ -169,7 +169,7 @@ def test_undo_gives_back_the_whole_plan(labs: Pool, topo: str, fault: str) -> No
     assert plan_differences(plan) == []
     what, undo = inject(lab, fault)
     try:
-        broken = reach(lab, timeout=1.0 if fault == "one-way" else 0.2)  # one-way: time for the receivers
+        broken = reach(lab, timeout=0.5 if fault == "one-way" else 0.2)  # one-way: time for the receivers
         assert not broken.ok, f"{what}: the fault had no effect"  # the test is not vacuous
         if fault == "one-way":
             # hs[0]'s packets are dropped by hs[-1]; hs[-1]'s reach hs[0], only the replies are lost.
