@@ -119,8 +119,9 @@ def desired(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None) -> d
 def affected(plan: Plan, touched: Iterable[str]) -> set[str]:
     """TOUCHED plus the nodes whose planned routes go through an address of a touched node."""
     start = set(touched)
-    owner = {ipaddress.ip_interface(a).ip: n.name for n in plan.nodes for a in plan.addresses_of(n.name)}
-    return start | {r.node for r in plan.routes if owner.get(ipaddress.ip_address(r.via)) in start}
+    # The plan writes addresses and gateways in ipaddress's canonical text: compared as strings, unparsed.
+    owner = {a.split("/", 1)[0]: n.name for n in plan.nodes for a in plan.addresses_of(n.name)}
+    return start | {r.node for r in plan.routes if owner.get(r.via) in start}
 
 
 # ---- what the kernel holds ----------------------------------------------------------------------------------
@@ -162,12 +163,16 @@ class SeenNode:
     gone: bool = False  # the namespace does not exist
 
 
-def observe(netns: Mapping[str, str], nodes: Iterable[str]) -> dict[str, SeenNode]:
-    """One read of each node's kernel state."""
+def observe(netns: Mapping[str, str], nodes: Iterable[str],
+            want: Mapping[str, WantNode] | None = None) -> dict[str, SeenNode]:
+    """One read of each node's kernel state. Given WANT, only what the diff can use is decoded: addresses of
+    interfaces that have planned ones, routes of nodes that have planned routes (a switch of 1000 ports
+    holds 1000 link-local addresses and routes, none of them the plan's)."""
     from ..kernel import nfnl
 
     out = {}
     for node in nodes:
+        w = want.get(node) if want is not None else None
         try:
             r = Rtnl.open(netns[node])
         except NotFoundError:
@@ -176,12 +181,15 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str]) -> dict[str, SeenNod
         with r:
             links = r.links()
             names = {lk.ifindex: lk.ifname for lk in links}
+            with_addrs = None if w is None else {i.ifname for i in w.ifaces if i.addresses}
             addrs: dict[str, set[str]] = {}
-            for a in r.addresses():
-                if a.ifindex in names:
-                    addrs.setdefault(names[a.ifindex], set()).add(_cidr(f"{a.local}/{a.prefixlen}"))
+            if with_addrs is None or with_addrs:
+                for a in r.addresses():
+                    name = names.get(a.ifindex)
+                    if name is not None and (with_addrs is None or name in with_addrs):
+                        addrs.setdefault(name, set()).add(_cidr(f"{a.local}/{a.prefixlen}"))
             routes = []
-            for rt in r.routes(names=names):
+            for rt in r.routes(names=names) if w is None or w.routes else ():
                 if rt.type != "unicast":
                     continue
                 fam = 4 if rt.family == "inet" else 6
@@ -485,7 +493,7 @@ def reconcile(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None, *,
 
     want = desired(plan, faults, nodes)
     netns = {n.name: n.netns for n in plan.nodes}
-    seen = observe(netns, want)
+    seen = observe(netns, want, want)
     reset = reset_script()
     rep = diff(want, seen, reset, force_nft, force_rates)
     prev = previous or faults
