@@ -181,7 +181,7 @@ def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str]
         silent = [p for p in todo if p not in found]  # no reply, no error: which way was the packet lost?
         if silent:
             all_netns = {n.name: n.netns for n in plan.nodes}
-            arrived, late = _one_way(silent, all_netns, addresses, family, min(timeout, 0.5), retry)
+            arrived, late = _one_way(plan, silent, all_netns, addresses, family, min(timeout, 0.5), retry)
             found.update(late)
             for s, d in arrived:
                 if (s, d) not in found:
@@ -269,7 +269,7 @@ def _raw_socket(family: int, n_targets: int) -> socket.socket:
     return sock
 
 
-def _receiver_socket(family: int) -> socket.socket:
+def _receiver_socket(family: int, n_sources: int) -> socket.socket:
     """A raw ICMP socket that sees the echo requests arriving in its namespace (after the input filters)."""
     if family == 4:
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -279,6 +279,10 @@ def _receiver_socket(family: int) -> socket.socket:
         words = [0xFFFFFFFF] * 8
         words[128 >> 5] &= ~(1 << (128 & 31))
         sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *words))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 33, n_sources * 2048 + (1 << 18))  # SO_RCVBUFFORCE: all arrivals
+    except OSError:
+        pass
     sock.setblocking(False)
     return sock
 
@@ -289,10 +293,11 @@ class _Receiver:
         self.sock = sock
 
 
-def _one_way(todo: list[Pair], netns: dict[str, str], addresses: dict[str, str | None], family: int,
+def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[str, str | None], family: int,
              window: float, retry: float) -> tuple[set[Pair], dict[Pair, PairResult]]:
-    """Send TODO's echo requests again for up to WINDOW s with a receiver in each target: the pairs whose
-    requests arrived, and any that got a reply this time."""
+    """Send TODO's echo requests again, up to WINDOW s per wave, with a receiver in each target: the pairs
+    whose requests arrived, and any that got a reply this time. Waves and neighbour eviction as in _icmp: the
+    neighbour table is one for all namespaces, and what this phase fills must not starve the next run."""
     by_src: dict[str, list[tuple[str, str]]] = {}
     for s, d in todo:
         by_src.setdefault(s, []).append((d, addresses[d] or ""))
@@ -303,39 +308,47 @@ def _one_way(todo: list[Pair], netns: dict[str, str], addresses: dict[str, str |
     sources: dict[str, _Source] = {}
     receivers: list[_Receiver] = []
     sel = selectors.DefaultSelector()
+    evict = _Evictor(plan, addresses, family)
     try:
         for i, (s, targets) in enumerate(by_src.items()):
             n = len(targets)
             sock = run_in_netns(netns[s], lambda n=n: _raw_socket(family, n))  # type: ignore[misc]
             sources[s] = _Source(s, (base + i) & 0xFFFF, sock, targets)
             sel.register(sock, selectors.EVENT_READ, sources[s])
-        for d in sorted({d for _, d in todo}):
-            rx = _Receiver(d, run_in_netns(netns[d], lambda: _receiver_socket(family)))
+        senders: dict[str, int] = {}
+        for _, d in todo:
+            senders[d] = senders.get(d, 0) + 1
+        for d, k in sorted(senders.items()):
+            rx = _Receiver(d, run_in_netns(netns[d], lambda k=k: _receiver_socket(family, k)))  # type: ignore[misc]
             receivers.append(rx)
             sel.register(rx.sock, selectors.EVENT_READ, rx)
         by_ident = {src.ident: src for src in sources.values()}
-        every = [(src, q) for src in sources.values() for q in range(len(src.targets))]
-        deadline = time.perf_counter() + window
-        while time.perf_counter() < deadline:
-            left = [(src, q) for src, q in every if (src.name, src.targets[q][0]) not in arrived]
-            if not left:
-                break
-            for src, q in left:
-                src.pending.add(q)
-            _send(left, family, token, out, sel, by_ident)
-            next_send = min(deadline, time.perf_counter() + min(retry, 0.1))
-            while (wait := next_send - time.perf_counter()) > 0:
-                for key, _ in sel.select(wait):
-                    if isinstance(key.data, _Receiver):
-                        _drain_arrivals(key.data, family, token, by_ident, arrived)
-                    else:
-                        _drain(key.data, family, token, out, by_ident)
+        size = _wave_size(family)
+        for wave in _waves(todo, sources, size):
+            deadline = time.perf_counter() + window
+            while time.perf_counter() < deadline:
+                left = [(src, q) for src, q in wave if (src.name, src.targets[q][0]) not in arrived]
+                if not left:
+                    break
+                for src, q in left:
+                    src.pending.add(q)
+                _send(left, family, token, out, sel, by_ident)
+                next_send = min(deadline, time.perf_counter() + min(retry, 0.1))
+                while (wait := next_send - time.perf_counter()) > 0:
+                    for key, _ in sel.select(wait):
+                        if isinstance(key.data, _Receiver):
+                            _drain_arrivals(key.data, family, token, by_ident, arrived)
+                        else:
+                            _drain(key.data, family, token, out, by_ident)
+            if size < len(todo):
+                evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
     finally:
         sel.close()
         for src in sources.values():
             src.sock.close()
         for rx in receivers:
             rx.sock.close()
+        evict.close()
     return arrived, {p: r for p, r in out.items() if r.ok}
 
 
@@ -468,7 +481,8 @@ def _send(pairs: list[tuple[_Source, int]], family: int, token: bytes, out: dict
                 out[(src.name, node)] = PairResult(False, None, _reason(exc.errno or 0))
         if sent % 512 == 0:  # read between sends: socket buffers stay short
             for key, _ in sel.select(0):
-                _drain(key.data, family, token, out, by_ident)
+                if isinstance(key.data, _Source):  # receivers (one-way probing) are read by their own loop
+                    _drain(key.data, family, token, out, by_ident)
 
 
 def _drain(src: _Source, family: int, token: bytes, out: dict[Pair, PairResult],
