@@ -145,8 +145,9 @@ class ReachResult:
 # ---- the API --------------------------------------------------------------------------------------------
 def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
           timeout: float = 2.0, proto: str = "icmp", port: int | None = None, family: int = 4,
-          retry: float = 0.25) -> ReachResult:
-    """Probe every (source, target) pair of distinct nodes; default nodes: the lab's hosts."""
+          retry: float = 0.25, one_way: bool = True) -> ReachResult:
+    """Probe every (source, target) pair of distinct nodes; default nodes: the lab's hosts. one_way=False
+    skips probing the pairs that timed out one way (ICMP), for callers that only need "all reachable?"."""
     if proto not in PROTOS:
         raise UsageError(f"reach: unknown protocol {proto!r}", "use icmp, tcp or udp")
     if proto == "icmp":
@@ -179,7 +180,7 @@ def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str]
     if proto == "icmp":
         found = _icmp(plan, todo, netns, addresses, family, timeout, retry)
         silent = [p for p in todo if p not in found]  # no reply, no error: which way was the packet lost?
-        if silent:
+        if silent and one_way:
             all_netns = {n.name: n.netns for n in plan.nodes}
             arrived, late = _one_way(plan, silent, all_netns, addresses, family, min(timeout, 0.5), retry)
             found.update(late)

@@ -116,19 +116,23 @@ def ping_matrix(lab: Lab, family: int) -> list[tuple[str, str]]:
     for s in hs:
         for d in hs:
             if s != d:
-                argv = ["ping", "-n", "-q", f"-{family}", "-c", "1", "-i", "0.2", "-w", "3", address(plan, d, family)]
+                argv = ["ping", "-n", "-q", f"-{family}", "-c", "1", "-i", "0.2", "-w", "5", address(plan, d, family)]
                 procs[(s, d)] = lab[s].popen(argv, resolve=False, stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL)
     return [p for p, proc in procs.items() if proc.wait(timeout=20) != 0]
 
 
 def converge(lab: Lab, within: float = 5.0) -> tuple[float, ReachResult, ReachResult]:
-    """Poll the full matrix, IPv4 and IPv6, until both are complete; (seconds it took, last v4, last v6)."""
+    """Probe the full matrix, IPv4 and IPv6, in rounds until one round finds every pair reachable; returns
+    (when that round started, in seconds after the call; its v4 result; its v6 result). A round that starts
+    after WITHIN is not tried: then the last results are returned, with the time they were taken."""
     t0 = time.monotonic()
     while True:
-        r4 = reach(lab, timeout=0.5)
-        r6 = reach(lab, family=6, timeout=0.5)
-        took = time.monotonic() - t0
-        if (r4.ok and r6.ok) or took > within:
-            return took, r4, r6
+        start = time.monotonic() - t0
+        r4 = reach(lab, timeout=0.5, one_way=False)
+        r6 = reach(lab, family=6, timeout=0.5, one_way=False)
+        if r4.ok and r6.ok:
+            return start, r4, r6
+        if time.monotonic() - t0 > within:
+            return time.monotonic() - t0, r4, r6
         time.sleep(0.05)
