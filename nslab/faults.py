@@ -465,6 +465,27 @@ def _node_procs(netns: str) -> list[tuple[int, int]]:
     return [(p, t) for p in kn.pids(netns) if p != me and (t := start_time(p)) is not None]
 
 
+def wait_for_cut_off_tools(plan: Plan, timeout: float = 5.0) -> None:
+    """A change cut off by kill -9 may have left its last `nft` or `tc` running in a node (a child outlives
+    its parent): let it finish before the kernel is read, or its rules would land after the repair."""
+    from .kernel import procs
+
+    inodes = [i for n in plan.nodes if (i := _netns_inode(os.path.join("/run/netns", n.netns))) is not None]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = []
+        for pid in procs.pids_in(inodes):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("nft", "tc"):
+                        busy.append(pid)
+            except OSError:
+                continue
+        if not busy:
+            return
+        time.sleep(0.01)
+
+
 # ---- committing a change: intent first, then the kernel through the reconcile engine ------------------------
 def _scope(plan: Plan, old: FaultState, new: FaultState, everywhere: bool,
            extra: Iterable[str]) -> tuple[set[str], set[str], set[End]]:
@@ -488,6 +509,8 @@ def _commit(lab: Lab, old: FaultState, new: FaultState, everywhere: bool = False
 
     plan = lab.plan
     netns = {n.name: n.netns for n in plan.nodes}
+    if old.pending:
+        wait_for_cut_off_tools(plan)
     nodes, force_nft, force_rates = _scope(plan, old, new, everywhere, extra)
     new.pending = False
     intent = new.copy()

@@ -223,6 +223,7 @@ class Lab:
         state = faults.load_state(self.name)
         fv = faults.view(plan, state)
         if state.pending:  # a fault change was killed part-way: its rules may be half there
+            faults.wait_for_cut_off_tools(plan)
             return fv, set(fv.nft), set(fv.rates), True
         return fv, set(), set(), False
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name, nslab_subprocess
@@ -122,3 +124,26 @@ def test_kill_then_undo_leaves_no_rule(lab: Lab, verb: str) -> None:
     assert plan_differences(lab.plan) == []
     _, r4, r6 = converge(lab)
     assert r4.ok and r6.ok, r4.matrix_text() + r6.matrix_text()
+
+
+def test_heal_after_a_cut_off_change_waits_for_its_last_nft(lab: Lab, tmp_path: Path) -> None:
+    """A killed `partition` may leave its `nft -f` child running in a node: heal lets it finish before reading
+    the kernel, or the rules it applies would land after the heal. Here a stand-in named nft (sleep) runs in
+    a node while the record says a change was cut off."""
+    fake = tmp_path / "nft"
+    shutil.copy("/bin/sleep", fake)
+    fl.partition(lab, [["h1"], ["h2"]])
+    state = fl.load_state(lab.name)
+    state.pending = True
+    fl.save_state(state)
+    proc = lab["h3"].popen([str(fake), "0.6"], resolve=False)
+    try:
+        t0 = time.monotonic()
+        fl.heal(lab)
+        took = time.monotonic() - t0
+        assert proc.poll() is not None, "heal read the kernel while a cut-off change's nft was still running"
+        assert took >= 0.3, took
+    finally:
+        proc.kill()
+        proc.wait()
+    assert nslab_rules_left(lab.plan) == [] and not fl.load_state(lab.name).pending
