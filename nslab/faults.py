@@ -252,9 +252,14 @@ def save_state(state: FaultState) -> None:
         return
     os.makedirs(FAULT_DIR, mode=0o755, exist_ok=True)
     tmp = _record_path(state.lab) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state.to_json(), f)
-    os.replace(tmp, _record_path(state.lab))
+    try:
+        with open(tmp, "w") as f:
+            json.dump(state.to_json(), f)
+        os.replace(tmp, _record_path(state.lab))
+    except BaseException:  # a Ctrl-C mid-write leaves no half file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 # ---- plan lookups (pure) -------------------------------------------------------------------------------

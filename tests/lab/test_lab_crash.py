@@ -339,3 +339,23 @@ def test_a_rollback_that_cannot_delete_keeps_the_record(lab_names: list[str],
     assert nslab("lab", "list").stdout.split().count(name) == 1
     assert nslab("lab", "down", name).returncode == 0
     assert entries(name) == [] and st.load(name) is None
+
+
+def test_an_interrupted_record_write_leaves_no_half_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a lab or fault record is being written: the old record stays, no `.tmp` is left."""
+    from nslab import faults as fl
+
+    name = new_name()
+
+    def interrupted(*a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(st.json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        st.save(st.LabState(lab=name, status="creating", pid=os.getpid()))
+    monkeypatch.setattr(fl.json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fl.save_state(fl.FaultState(name, pending=True))
+    monkeypatch.undo()
+    records = [state_file(name), os.path.join(fl.FAULT_DIR, f"{name}.json")]
+    assert [p for r in records for p in (r, r + ".tmp") if os.path.exists(p)] == []
