@@ -1,8 +1,10 @@
 """Fault injection for labs: link state, node stop/start, partitions, per-direction impairments.
 
-The shape (DESIGN.md §1): every fault call turns the lab's fault record (what the user asked for) into a new
-record, renders both records into per-namespace kernel state (pure functions, tested without root), and
-applies only the difference through the kernel door:
+The shape (DESIGN.md §1, §7): every fault call turns the lab's fault record (what the user asked for) into a new
+record, renders it into per-namespace kernel state (pure functions, tested without root), and hands that to the
+lab's reconcile engine (nslab.lab.reconcile), which reads the kernel of every node concerned, diffs it against
+the plan plus the faults, and applies the difference with undo. So undoing a fault gives back the whole plan,
+not just the link: the routes and IPv6 addresses the kernel dropped with a device come back too.
 
 - partitions: `table inet nslab` in the RECEIVING node (input hook; forward hook too in routers), dropping
   packets whose source is an address (from the plan) of a node the receiver holds a grudge against. Silent to
@@ -16,7 +18,11 @@ applies only the difference through the kernel door:
 Each node's nft state is rewritten as ONE `nft -f` transaction (delete nslab's tables, create them anew), so
 every change is atomic per namespace and idempotent; an empty record renders to "no nslab table", so heal
 and clear give back exactly the ruleset that was there before. A failure part-way rolls the namespaces
-already changed back to the old record. The record lives in /run/nslab/faults/LAB.json (written atomically).
+already changed back. The record lives in /run/nslab/faults/LAB.json (written atomically) and is written
+BEFORE the kernel is touched, marked pending until the change is complete: after a kill -9 the next fault
+call rewrites every node, and heal / clear act on the tables and qdiscs the kernel holds, whatever the record
+says. Stopped processes are recorded with their start time and only ever signalled through a pidfd after
+checking that the pid is still that process, in that node's namespace.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import FeatureMissing, NslabError, UsageError
+from .lab import reconcile
 
 if TYPE_CHECKING:
     from .lab.lab import Lab
@@ -189,6 +196,8 @@ class FaultState:
     stopped: dict[str, list[int]] = field(default_factory=dict)  # node -> pids we SIGSTOPped
     grudge: dict[str, list[str]] = field(default_factory=dict)  # receiver -> senders it drops
     impair: dict[tuple[str, str, str, str], Impairment] = field(default_factory=dict)  # (src, ifs, dst, ifd)
+    procs: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # node -> (pid, start time) stopped
+    pending: bool = False  # written before a change reaches the kernel; cleared once it has
 
     def empty(self) -> bool:
         return not (self.links_down or self.stopped or self.grudge or self.impair)
@@ -204,6 +213,8 @@ class FaultState:
             "grudge": {k: sorted(v) for k, v in sorted(self.grudge.items())},
             "impair": [{"link": list(k), "loss": v.loss, "duplicate": v.duplicate, "rate": v.rate}
                        for k, v in self.impair.items()],
+            "stopped_procs": {k: [list(p) for p in v] for k, v in self.procs.items()},
+            "pending": self.pending,
         }
 
     @classmethod
@@ -215,6 +226,8 @@ class FaultState:
             grudge={k: list(v) for k, v in d.get("grudge", {}).items()},
             impair={(i["link"][0], i["link"][1], i["link"][2], i["link"][3]):
                     Impairment(i.get("loss"), i.get("duplicate"), i.get("rate")) for i in d.get("impair", [])},
+            procs={k: [(int(p[0]), int(p[1])) for p in v] for k, v in d.get("stopped_procs", {}).items()},
+            pending=bool(d.get("pending", False)),
         )
 
 
@@ -234,15 +247,20 @@ def load_state(lab: str) -> FaultState:
 
 
 def save_state(state: FaultState) -> None:
-    if state.empty():
+    if state.empty() and not state.pending:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(_record_path(state.lab))
         return
     os.makedirs(FAULT_DIR, mode=0o755, exist_ok=True)
     tmp = _record_path(state.lab) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state.to_json(), f)
-    os.replace(tmp, _record_path(state.lab))
+    try:
+        with open(tmp, "w") as f:
+            json.dump(state.to_json(), f)
+        os.replace(tmp, _record_path(state.lab))
+    except BaseException:  # a Ctrl-C mid-write leaves no half file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 # ---- plan lookups (pure) -------------------------------------------------------------------------------
@@ -369,21 +387,21 @@ def render_links(plan: Plan, state: FaultState) -> dict[End, bool]:
     return {(e.node, e.ifname): (e.node, e.ifname) not in down for lk in plan.links for e in (lk.a, lk.b)}
 
 
-# ---- applying the difference ---------------------------------------------------------------------------
-def _mtu(plan: Plan, end: End) -> int:
-    for i in plan.interfaces_of(end[0]):
-        if i.ifname == end[1]:
-            return i.mtu or 1500
-    return 1500
+def view(plan: Plan, state: FaultState) -> reconcile.Faults:
+    """What STATE changes in the lab's desired state, for the reconcile engine. Pure."""
+    from .kernel.nft import reset_script
+
+    down = frozenset(e for e, up in render_links(plan, state).items() if not up)
+    reset = reset_script()
+    scripts = {}
+    for node in sorted(set(state.grudge) | {k[0] for k in state.impair} | {k[2] for k in state.impair}):
+        script = render_nft(plan, state, node)
+        if script != reset:
+            scripts[node] = script
+    return reconcile.Faults(down, scripts, render_rates(plan, state))
 
 
-def _set_admin(netns: str, ifname: str, up: bool) -> None:
-    from .kernel.rtnl import Rtnl
-
-    with Rtnl.open(netns) as rt:
-        rt.do(Rtnl.req_set_link(rt.index(ifname), ifname, up=up))
-
-
+# ---- stopped processes: signalled only while provably the ones stopped --------------------------------------
 def _proc_state(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -392,87 +410,161 @@ def _proc_state(pid: int) -> str | None:
         return None
 
 
-def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
-    """Send SIG; for SIGSTOP wait (up to 1 s) until each process is stopped, so a stopped node IS frozen."""
-    pids = list(pids)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: when the process started (clock ticks since boot). With the pid it names
+    one process for the whole uptime: a reused pid has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _netns_inode(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def signal_procs(netns: str, procs: Iterable[tuple[int, int]], sig: signal.Signals) -> list[int]:
+    """Send SIG to each (pid, start time) that is still that process AND in namespace NETNS; return the pids
+    signalled. A pidfd is opened first and the checks made after, so the signal cannot reach a process
+    that took the pid meanwhile. For SIGSTOP, wait (up to 1 s) until each is stopped."""
+    want = _netns_inode(os.path.join("/run/netns", netns))
+    if want is None:
+        return []
+    sent = []
+    for pid, start in procs:
+        try:
+            fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        except OSError:
+            fd = None  # a kernel without pidfds (< 5.3): the checks just before the kill are the proof
+        try:
+            if start_time(pid) != start or _netns_inode(f"/proc/{pid}/ns/net") != want:
+                continue  # gone, reused, or no longer in the node: not ours to signal
+            if fd is not None:
+                signal.pidfd_send_signal(fd, sig)
+            else:
+                os.kill(pid, sig)
+            sent.append(pid)
+        except ProcessLookupError:
+            continue
+        finally:
+            if fd is not None:
+                os.close(fd)
     if sig == signal.SIGSTOP:
         deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and any(_proc_state(p) not in (None, "T", "t", "Z", "X") for p in pids):
+        while time.monotonic() < deadline and any(_proc_state(p) not in (None, "T", "t", "Z", "X") for p in sent):
             time.sleep(0.005)
+    return sent
 
 
-def _apply(lab: Lab, old: FaultState, new: FaultState) -> None:
-    """Change the kernel from OLD's rendering to NEW's; on failure, put back what was changed and re-raise."""
-    from .kernel import nft, tc
+def _node_procs(netns: str) -> list[tuple[int, int]]:
+    """(pid, start time) of the processes in NETNS now (not this one)."""
+    from .kernel import netns as kn
+
+    me = os.getpid()
+    return [(p, t) for p in kn.pids(netns) if p != me and (t := start_time(p)) is not None]
+
+
+def wait_for_cut_off_tools(plan: Plan, timeout: float = 5.0) -> None:
+    """A change cut off by kill -9 may have left its last `nft` or `tc` running in a node (a child outlives
+    its parent): let it finish before the kernel is read, or its rules would land after the repair."""
+    from .kernel import procs
+
+    inodes = [i for n in plan.nodes if (i := _netns_inode(os.path.join("/run/netns", n.netns))) is not None]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = []
+        for pid in procs.pids_in(inodes):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() in ("nft", "tc"):
+                        busy.append(pid)
+            except OSError:
+                continue
+        if not busy:
+            return
+        time.sleep(0.01)
+
+
+# ---- committing a change: intent first, then the kernel through the reconcile engine ------------------------
+def _scope(plan: Plan, old: FaultState, new: FaultState, everywhere: bool,
+           extra: Iterable[str]) -> tuple[set[str], set[str], set[End]]:
+    """(nodes to reconcile, nodes whose nft rules must be rewritten, ends whose rate must be rewritten)."""
+    vo, vn = view(plan, old), view(plan, new)
+    if old.pending:
+        # The last change was cut off (kill -9): any node may hold any mix of old and new. Rewrite it all.
+        return {n.name for n in plan.nodes}, set(vn.nft), set(vn.rates)
+    force_nft = {n for n in set(vo.nft) | set(vn.nft) if vo.nft.get(n) != vn.nft.get(n)}
+    force_rates = {e for e in set(vo.rates) | set(vn.rates) if vo.rates.get(e) != vn.rates.get(e)}
+    if everywhere:
+        return {n.name for n in plan.nodes}, force_nft, force_rates
+    touched = (force_nft | {e[0] for e in force_rates} | {e[0] for e in vo.down ^ vn.down}
+               | (set(old.stopped) ^ set(new.stopped)) | set(extra))
+    return reconcile.affected(plan, touched), force_nft, force_rates
+
+
+def _commit(lab: Lab, old: FaultState, new: FaultState, everywhere: bool = False, extra: Iterable[str] = ()) -> None:
+    """Record NEW as intent, then bring the kernel to the plan under NEW; on failure, back to OLD."""
+    from .shield import run_cleanup
 
     plan = lab.plan
     netns = {n.name: n.netns for n in plan.nodes}
-    undo: list[tuple[str, Any]] = []
+    if old.pending:
+        wait_for_cut_off_tools(plan)
+    nodes, force_nft, force_rates = _scope(plan, old, new, everywhere, extra)
+    new.pending = False
+    intent = new.copy()
+    intent.pending = True
+    save_state(intent)
+    resumed: list[str] = []
     try:
         # Processes first on start (SIGCONT before the links come back), last on stop.
-        for node, pids in old.stopped.items():
+        for node, procs in old.procs.items():
             if node not in new.stopped:
-                _signal(pids, signal.SIGCONT)
-                undo.append(("stop", pids))
-        nft_nodes = [n.name for n in plan.nodes
-                     if render_nft(plan, old, n.name) != render_nft(plan, new, n.name)]
-        if nft_nodes:
-            nft.nft_path()
-        for node in nft_nodes:
-            nft.apply(netns[node], render_nft(plan, new, node))
-            undo.append(("nft", node))
-        r_old, r_new = render_rates(plan, old), render_rates(plan, new)
-        for end in sorted(set(r_old) | set(r_new)):
-            if r_old.get(end) != r_new.get(end):
-                rate = r_new.get(end)
-                if rate:
-                    tc.set_rate(netns[end[0]], end[1], rate, _mtu(plan, end))
-                else:
-                    tc.clear_rate(netns[end[0]], end[1])
-                undo.append(("rate", end))
-        l_old, l_new = render_links(plan, old), render_links(plan, new)
-        for end, up in sorted(l_new.items()):
-            if l_old.get(end, True) != up:
-                _set_admin(netns[end[0]], end[1], up)
-                undo.append(("link", end))
-        for node in new.stopped:
-            if node not in old.stopped:
-                _signal(new.stopped[node], signal.SIGSTOP)
-                undo.append(("cont", new.stopped[node]))
+                signal_procs(netns[node], procs, signal.SIGCONT)
+                resumed.append(node)
+        reconcile.reconcile(plan, view(plan, new), nodes, previous=view(plan, old), force_nft=force_nft,
+                            force_rates=force_rates, before_apply=_refuse_broken)
+        for node, procs in new.procs.items():
+            if node not in old.stopped or old.pending:
+                signal_procs(netns[node], procs, signal.SIGSTOP)
     except BaseException:
-        for what, arg in reversed(undo):
-            with contextlib.suppress(Exception):
-                if what == "nft":
-                    nft.apply(netns[arg], render_nft(plan, old, arg))
-                elif what == "rate":
-                    rate = render_rates(plan, old).get(arg)
-                    if rate:
-                        tc.set_rate(netns[arg[0]], arg[1], rate, _mtu(plan, arg))
-                    else:
-                        tc.clear_rate(netns[arg[0]], arg[1])
-                elif what == "link":
-                    _set_admin(netns[arg[0]], arg[1], render_links(plan, old)[arg])
-                elif what == "stop":
-                    _signal(arg, signal.SIGSTOP)
-                elif what == "cont":
-                    _signal(arg, signal.SIGCONT)
+
+        def back() -> None:
+            for node in resumed:
+                signal_procs(netns[node], old.procs.get(node, []), signal.SIGSTOP)
+            save_state(old)
+
+        run_cleanup(back)
         raise
+    save_state(new)
+
+
+def _refuse_broken(rep: reconcile.Report) -> None:
+    """Before anything is changed: a node concerned that cannot be its plan (its namespace or an interface
+    deleted by hand) makes the whole change fail, with the fix."""
+    if rep.fatal:
+        raise NslabError("the lab cannot be brought back to its plan: " + "; ".join(n.line() for n in rep.fatal)
+                         + "; nothing was changed", "take the lab down and up again")
 
 
 @contextlib.contextmanager
-def _change(lab: Lab) -> Iterator[tuple[FaultState, FaultState]]:
-    """Lock the lab, hand out (old, new) records; the caller edits NEW; then apply and record it."""
+def _change(lab: Lab, everywhere: bool = False, extra: Iterable[str] = ()) -> Iterator[tuple[FaultState, FaultState]]:
+    """Lock the lab, hand out (old, new) records; the caller edits NEW; then record and apply it.
+    EVERYWHERE: reconcile every node of the lab (heal, clear_all: whatever the record says)."""
     from .lab import state as st
 
     with st.locked(lab.name):
         old = load_state(lab.name)
         new = old.copy()
         yield old, new
-        _apply(lab, old, new)
-        save_state(new)
+        _commit(lab, old, new, everywhere, extra)
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
@@ -480,7 +572,7 @@ def link_state(lab: Lab, a: str, b: str, up: bool, iface: str | None = None) -> 
     """Set the link between A and B down (both veth ends) or up again. Idempotent."""
     ea, eb = find_link(lab.plan, a, b, iface)
     key = _link_key(lab.plan, ea, eb)
-    with _change(lab) as (_, new):
+    with _change(lab, extra=[a, b]) as (_, new):
         if up:
             new.links_down = [k for k in new.links_down if k != key]
         elif key not in new.links_down:
@@ -506,22 +598,21 @@ def flap(lab: Lab, a: str, b: str, period: float, count: int, iface: str | None 
 
 def node_stop(lab: Lab, node: str) -> list[int]:
     """Freeze NODE: every interface of it down and its processes SIGSTOPped. Returns the stopped pids."""
-    from .kernel import netns as kn
-
     ns = lab.plan.node(node).netns
     with _change(lab) as (old, new):
         if node in old.stopped:
             return old.stopped[node]
-        me = os.getpid()
-        new.stopped[node] = [p for p in kn.pids(ns) if p != me]
+        new.procs[node] = _node_procs(ns)
+        new.stopped[node] = [p for p, _ in new.procs[node]]
         return new.stopped[node]
 
 
 def node_start(lab: Lab, node: str) -> None:
     """Undo node_stop: SIGCONT the processes it stopped, interfaces up (except links that are down)."""
     lab.plan.node(node)
-    with _change(lab) as (_, new):
+    with _change(lab, extra=[node]) as (_, new):
         new.stopped.pop(node, None)
+        new.procs.pop(node, None)
 
 
 def _check_partition_nodes(plan: Plan, nodes: Iterable[str]) -> None:
@@ -561,8 +652,9 @@ def partition_oneway(lab: Lab, src: str | Sequence[str], dst: str | Sequence[str
 
 
 def heal(lab: Lab) -> None:
-    """Remove every partition (grudge) of the lab. Impairments and link states stay."""
-    with _change(lab) as (_, new):
+    """Remove every partition (grudge) of the lab. Impairments and link states stay. Every node is read
+    back: nslab's rules the kernel holds go, whatever the record says, and the plan's routes come back."""
+    with _change(lab, everywhere=True) as (_, new):
         new.grudge = {}
 
 
@@ -626,7 +718,7 @@ def clear(lab: Lab, a: str, b: str, direction: str | None = "both", iface: str |
     ea, eb = find_link(lab.plan, a, b, iface)
     ends = {a: ea, b: eb}
     dirs = parse_direction(direction, a, b)
-    with _change(lab) as (_, new):
+    with _change(lab, extra=[a, b]) as (_, new):
         for src, dst in dirs:
             new.impair.pop((src, ends[src].ifname, dst, ends[dst].ifname), None)
 
@@ -666,16 +758,21 @@ def faults(lab: Lab | str) -> list[dict[str, Any]]:
 
 def clear_all(lab: Lab) -> None:
     """Remove every fault: heal, clear impairments, links up, stopped nodes started. Idempotent."""
-    with _change(lab) as (_, new):
-        new.links_down, new.stopped, new.grudge, new.impair = [], {}, {}, {}
+    with _change(lab, everywhere=True) as (_, new):
+        new.links_down, new.stopped, new.grudge, new.impair, new.procs = [], {}, {}, {}, {}
 
 
 def forget(lab: str) -> None:
     """For `lab down` (before deleting the namespaces): resume frozen processes so they can be terminated,
-    then drop the record. Touches nothing else: the namespaces, and every rule and qdisc in them, go away."""
+    then drop the record. Touches nothing else: the namespaces, and every rule and qdisc in them, go away.
+    A recorded pid is resumed only while it is the process stopped, in that node's namespace."""
+    from .lab import state as st
+
     with contextlib.suppress(NslabError):
-        for pids in load_state(lab).stopped.values():
-            _signal(pids, signal.SIGCONT)
+        rec = st.load(lab)
+        for node, procs in load_state(lab).procs.items():
+            ns = rec.netns.get(node, f"{lab}-{node}") if rec is not None else f"{lab}-{node}"
+            signal_procs(ns, procs, signal.SIGCONT)
     for p in (_record_path(lab), _record_path(lab) + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)

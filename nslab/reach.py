@@ -12,6 +12,10 @@ Semantics, per pair (src, dst): the target is dst's primary address (IPv4, or IP
 source address is the one the kernel picks. ok = an echo reply came back. Not ok, with a reason:
 "timeout" (nothing within `timeout`), an ICMP error from on the path ("net unreachable from 10.0.0.1"),
 or the error the kernel gave at send time ("network is unreachable": no route in the source).
+A round trip cannot tell which way a packet was lost, so in ICMP mode the pairs that timed out are probed once
+more, one way, with a receiver: a raw socket in the target's namespace that sees the echo requests arrive. A
+pair whose requests arrive but whose replies never come back is "one way only" (the matrix shows '>'): the
+direction src -> dst works, dst -> src is cut (a one-way partition), and it is not reported as failed as such.
 TCP (proto="tcp", port): ok = the handshake completed (something listens on PORT); "connection refused"
 means the host answered but nothing listens. UDP (proto="udp", port): ok = any datagram came back (an
 echo service such as `nslab probe listen PORT --udp`); an ICMP port unreachable gives "connection refused";
@@ -60,6 +64,7 @@ class PairResult:
     ok: bool
     rtt_ms: float | None
     reason: str  # "ok", or why not
+    one_way: bool = False  # not ok, but src's packets reach dst (only dst -> src is cut)
 
 
 @dataclass
@@ -74,6 +79,7 @@ class ReachResult:
     addresses: dict[str, str | None]  # target -> the address probed
     pairs: dict[Pair, PairResult] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -87,8 +93,14 @@ class ReachResult:
     def failed(self) -> list[Pair]:
         return [p for p, r in self.pairs.items() if not r.ok]
 
+    @property
+    def one_way(self) -> list[Pair]:
+        """Pairs whose packets reach the target while the way back is cut."""
+        return [p for p, r in self.pairs.items() if r.one_way]
+
     def summary(self) -> str:
-        return f"{self.reachable}/{len(self.pairs)} pairs reachable in {self.seconds:.2f} s"
+        more = f" (and {len(self.one_way)} one way only)" if self.one_way else ""
+        return f"{self.reachable}/{len(self.pairs)} pairs reachable{more} in {self.seconds:.2f} s"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,13 +108,15 @@ class ReachResult:
             "timeout": self.timeout, "seconds": round(self.seconds, 4), "ok": self.ok,
             "total": len(self.pairs), "reachable": self.reachable,
             "sources": self.sources, "targets": self.targets,
+            "one_way": [{"from": s, "to": d} for s, d in self.one_way], "notes": self.notes,
             "pairs": [{"from": s, "to": d, "address": self.addresses.get(d), "ok": r.ok,
                        "rtt_ms": None if r.rtt_ms is None else round(r.rtt_ms, 3), "reason": r.reason}
                       for (s, d), r in self.pairs.items()],
         }
 
     def matrix_text(self, max_failures: int = 20) -> str:
-        """Rows = from, columns = to; '.' reachable, 'X' not, '-' itself. Column names are written top-down."""
+        """Rows = from, columns = to; '.' reachable, 'X' not, '>' one way only, '-' itself. Column names are
+        written top-down."""
         width = max((len(s) for s in self.sources), default=0)
         height = max((len(t) for t in self.targets), default=0)
         lines = []
@@ -113,13 +127,17 @@ class ReachResult:
             cells = []
             for t in self.targets:
                 r = self.pairs.get((s, t))
-                cells.append("-" if s == t else " " if r is None else "." if r.ok else "X")
+                cells.append("-" if s == t else " " if r is None else "." if r.ok else ">" if r.one_way else "X")
             lines.append(s.ljust(width + 2) + " ".join(cells).rstrip())
         failed = self.failed
         for s, t in failed[:max_failures]:
             lines.append(f"  {s} -> {t} ({self.addresses.get(t) or 'no address'}): {self.pairs[(s, t)].reason}")
         if len(failed) > max_failures:
             lines.append(f"  ... and {len(failed) - max_failures} more failed pairs (see --json)")
+        if self.one_way:
+            lines.append("  '>': one way only: the row's packets reach the column's node, its replies do not come "
+                         "back (a one-way cut, e.g. a one-way partition)")
+        lines += [f"  note: {n}" for n in self.notes]
         lines.append(self.summary())
         return "\n".join(lines)
 
@@ -127,8 +145,9 @@ class ReachResult:
 # ---- the API --------------------------------------------------------------------------------------------
 def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
           timeout: float = 2.0, proto: str = "icmp", port: int | None = None, family: int = 4,
-          retry: float = 0.25) -> ReachResult:
-    """Probe every (source, target) pair of distinct nodes; default nodes: the lab's hosts."""
+          retry: float = 0.25, one_way: bool = True) -> ReachResult:
+    """Probe every (source, target) pair of distinct nodes; default nodes: the lab's hosts. one_way=False
+    skips probing the pairs that timed out one way (ICMP), for callers that only need "all reachable?"."""
     if proto not in PROTOS:
         raise UsageError(f"reach: unknown protocol {proto!r}", "use icmp, tcp or udp")
     if proto == "icmp":
@@ -160,13 +179,40 @@ def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str]
     netns = {s: plan.node(s).netns for s in srcs}
     if proto == "icmp":
         found = _icmp(plan, todo, netns, addresses, family, timeout, retry)
+        silent = [p for p in todo if p not in found]  # no reply, no error: which way was the packet lost?
+        if silent and one_way:
+            all_netns = {n.name: n.netns for n in plan.nodes}
+            arrived, late = _one_way(plan, silent, all_netns, addresses, family, min(timeout, 0.5), retry)
+            found.update(late)
+            for s, d in arrived:
+                if (s, d) not in found:
+                    found[(s, d)] = PairResult(False, None, f"one way only: {s}'s requests reach {d}, the replies do "
+                                                            f"not come back ({d} -> {s} is cut)", one_way=True)
     else:
         found = {}
         for group in _fd_groups(todo):
             found.update(_stream(group, netns, addresses, family, proto, port or 0, timeout, retry))
     res.pairs.update(found)
+    if proto != "icmp" and not res.ok:
+        res.notes += _oneway_notes(lab.name)
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _oneway_notes(lab: str) -> list[str]:
+    """A note when the lab's faults include one-way drops, which a TCP or UDP round trip cannot see."""
+    from . import faults
+
+    try:
+        grudge = faults.load_state(lab).grudge
+    except Exception:
+        return []
+    oneway = sorted((d, s) for d, srcs in grudge.items() for s in srcs if d not in grudge.get(s, []))
+    if not oneway:
+        return []
+    shown = ", ".join(f"{s} -> {d}" for d, s in oneway[:5]) + (" ..." if len(oneway) > 5 else "")
+    return [f"the lab has one-way partitions ({shown} dropped): a TCP or UDP round trip fails in both directions "
+            "of such a pair; ICMP mode (no --tcp/--udp) tells the direction that works"]
 
 
 def _nodes(plan: Plan, names: Sequence[str] | None, default: list[str]) -> list[str]:
@@ -222,6 +268,108 @@ def _raw_socket(family: int, n_targets: int) -> socket.socket:
         pass
     sock.setblocking(False)
     return sock
+
+
+def _receiver_socket(family: int, n_sources: int) -> socket.socket:
+    """A raw ICMP socket that sees the echo requests arriving in its namespace (after the input filters)."""
+    if family == 4:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << 8) & 0xFFFFFFFF))  # echo requests only
+    else:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        words = [0xFFFFFFFF] * 8
+        words[128 >> 5] &= ~(1 << (128 & 31))
+        sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("8I", *words))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 33, n_sources * 2048 + (1 << 18))  # SO_RCVBUFFORCE: all arrivals
+    except OSError:
+        pass
+    sock.setblocking(False)
+    return sock
+
+
+class _Receiver:
+    def __init__(self, name: str, sock: socket.socket) -> None:
+        self.name = name
+        self.sock = sock
+
+
+def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[str, str | None], family: int,
+             window: float, retry: float) -> tuple[set[Pair], dict[Pair, PairResult]]:
+    """Send TODO's echo requests again, up to WINDOW s per wave, with a receiver in each target: the pairs
+    whose requests arrived, and any that got a reply this time. Waves and neighbour eviction as in _icmp: the
+    neighbour table is one for all namespaces, and what this phase fills must not starve the next run."""
+    by_src: dict[str, list[tuple[str, str]]] = {}
+    for s, d in todo:
+        by_src.setdefault(s, []).append((d, addresses[d] or ""))
+    token = secrets.token_bytes(8)
+    base = secrets.randbelow(1 << 16)
+    out: dict[Pair, PairResult] = {}
+    arrived: set[Pair] = set()
+    sources: dict[str, _Source] = {}
+    receivers: list[_Receiver] = []
+    sel = selectors.DefaultSelector()
+    evict = _Evictor(plan, addresses, family)
+    try:
+        for i, (s, targets) in enumerate(by_src.items()):
+            n = len(targets)
+            sock = run_in_netns(netns[s], lambda n=n: _raw_socket(family, n))  # type: ignore[misc]
+            sources[s] = _Source(s, (base + i) & 0xFFFF, sock, targets)
+            sel.register(sock, selectors.EVENT_READ, sources[s])
+        senders: dict[str, int] = {}
+        for _, d in todo:
+            senders[d] = senders.get(d, 0) + 1
+        for d, k in sorted(senders.items()):
+            rx = _Receiver(d, run_in_netns(netns[d], lambda k=k: _receiver_socket(family, k)))  # type: ignore[misc]
+            receivers.append(rx)
+            sel.register(rx.sock, selectors.EVENT_READ, rx)
+        by_ident = {src.ident: src for src in sources.values()}
+        size = _wave_size(family)
+        for wave in _waves(todo, sources, size):
+            deadline = time.perf_counter() + window
+            while time.perf_counter() < deadline:
+                left = [(src, q) for src, q in wave if (src.name, src.targets[q][0]) not in arrived]
+                if not left:
+                    break
+                for src, q in left:
+                    src.pending.add(q)
+                _send(left, family, token, out, sel, by_ident)
+                next_send = min(deadline, time.perf_counter() + min(retry, 0.1))
+                while (wait := next_send - time.perf_counter()) > 0:
+                    for key, _ in sel.select(wait):
+                        if isinstance(key.data, _Receiver):
+                            _drain_arrivals(key.data, family, token, by_ident, arrived)
+                        else:
+                            _drain(key.data, family, token, out, by_ident)
+            if size < len(todo):
+                evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
+    finally:
+        sel.close()
+        for src in sources.values():
+            src.sock.close()
+        for rx in receivers:
+            rx.sock.close()
+        evict.close()
+    return arrived, {p: r for p, r in out.items() if r.ok}
+
+
+def _drain_arrivals(rx: _Receiver, family: int, token: bytes, by_ident: dict[int, _Source],
+                    arrived: set[Pair]) -> None:
+    while True:
+        try:
+            data, _ = rx.sock.recvfrom(2048)
+        except (BlockingIOError, InterruptedError):
+            return
+        if family == 4:
+            data = data[(data[0] & 0x0F) * 4:] if data else data
+        if len(data) < 8 + _PAYLOAD.size:
+            continue
+        kind, _, _, ident, seq = _HDR.unpack_from(data)
+        src = by_ident.get(ident)
+        if kind not in (8, 128) or src is None or seq >= len(src.targets) or src.targets[seq][0] != rx.name:
+            continue
+        if _PAYLOAD.unpack_from(data, 8)[0] == token:
+            arrived.add((src.name, rx.name))
 
 
 class _Source:
@@ -334,7 +482,8 @@ def _send(pairs: list[tuple[_Source, int]], family: int, token: bytes, out: dict
                 out[(src.name, node)] = PairResult(False, None, _reason(exc.errno or 0))
         if sent % 512 == 0:  # read between sends: socket buffers stay short
             for key, _ in sel.select(0):
-                _drain(key.data, family, token, out, by_ident)
+                if isinstance(key.data, _Source):  # receivers (one-way probing) are read by their own loop
+                    _drain(key.data, family, token, out, by_ident)
 
 
 def _drain(src: _Source, family: int, token: bytes, out: dict[Pair, PairResult],

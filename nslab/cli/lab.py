@@ -66,7 +66,8 @@ def up(args: argparse.Namespace) -> int:
         bar.close()
     if args.json:
         emit_json({"lab": res.lab, "changed": res.changed, "nodes": res.nodes, "links": res.links,
-                   "routes": res.routes, "seconds": round(res.seconds, 4)})
+                   "routes": res.routes, "seconds": round(res.seconds, 4), "repaired": res.repaired,
+                   "left_alone": res.left_alone})
     else:
         print(res.summary())
     return 0
@@ -131,8 +132,9 @@ def status(args: argparse.Namespace) -> int:
     from .. import faults
 
     active = faults.faults(lab.name)
+    drift = lab.drift().lines()
     if args.json:
-        emit_json({"lab": lab.name, "faults": active, "nodes": [
+        emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift, "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
              "routes": [r.to_json() for r in o["routes"]]} for o in out]})
@@ -151,6 +153,11 @@ def status(args: argparse.Namespace) -> int:
         print("faults:")
         for f in active:
             print("  " + faults.describe_line(f))
+    if drift:
+        print(f"drifted: the kernel differs from the plan{' and its faults' if active else ''} "
+              f"('nslab lab up' repairs what it can):")
+        for line in drift:
+            print("  " + line)
     return 0
 
 

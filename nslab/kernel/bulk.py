@@ -47,13 +47,17 @@ def open_all(names: Iterable[str]) -> dict[str, Rtnl]:
     return {n: Rtnl.open(n) for n in names}
 
 
-def send(sockets: Mapping[str, Rtnl], requests: Mapping[str, Sequence[Request]]) -> None:
-    """Send each namespace's requests as one batch; raise the first failure (after all were sent)."""
+def send(sockets: Mapping[str, Rtnl], requests: Mapping[str, Sequence[Request]],
+         done: list[tuple[str, Request]] | None = None) -> None:
+    """Send each namespace's requests as one batch; raise the first failure (after all were sent).
+    DONE collects (namespace key, request) of every request the kernel acknowledged as done."""
     first: NslabError | None = None
     for name, reqs in requests.items():
         if not reqs:
             continue
-        for err in sockets[name].run(reqs):
+        for req, err in zip(reqs, sockets[name].run(reqs), strict=True):
+            if err is None and done is not None:
+                done.append((name, req))
             if err is not None and first is None:
                 first = err
     if first is not None:

@@ -38,6 +38,9 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_DELNEIGH = 29
+RTM_GETQDISC = 38
+TCA_KIND = 1
+TC_H_ROOT = 0xFFFFFFFF
 NDA_DST = 1
 
 IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 2, 3, 4, 5
@@ -60,6 +63,9 @@ IFA_F_NOPREFIXROUTE = 0x200
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
 RT_TABLE_MAIN = 254
 RTPROT_BOOT, RTPROT_STATIC = 3, 4
+# The protocol of every route a lab installs: not one the kernel or a known daemon uses (rt_protos), so a
+# route carrying it is recognisably nslab's, and a delete that names it can only remove one of nslab's.
+RTPROT_NSLAB = 94
 RTN_UNICAST = 1
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST = 0, 253, 254
 
@@ -68,6 +74,7 @@ _IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _IFADDR = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _NDMSG = struct.Struct("=BxxxiHBB")  # family, ifindex, state, flags, type
+_TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
 
 # ip's print order (ip/ipaddress.c print_link_flags); RUNNING is folded into NO-CARRIER.
 _FLAG_NAMES = [
@@ -233,6 +240,20 @@ def decode_route(msg: Message, names: dict[int, str]) -> Route:
     )
 
 
+@dataclass(frozen=True)
+class Qdisc:
+    ifindex: int
+    handle: int  # major << 16 | minor, as tc's "5e1a:" is 0x5e1a0000
+    parent: int  # TC_H_ROOT for a root qdisc
+    kind: str
+
+
+def decode_qdisc(msg: Message) -> Qdisc:
+    _fam, index, handle, parent, _info = _TCMSG.unpack_from(msg.body)
+    a = parse_attrs(msg.body, _TCMSG.size)
+    return Qdisc(index, handle, parent, attr_text(a.get(TCA_KIND, b"")))
+
+
 def parse_cidr(text: str, what: str = "address") -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     """'10.0.0.1/24' or 'fd00::1/64'; a bare address means a host prefix, as in ip."""
     try:
@@ -377,13 +398,21 @@ class Rtnl:
         msgs = self.nl.dump(RTM_GETADDR, _IFADDR.pack(family, 0, 0, 0, 0))
         return [decode_addr(m) for m in msgs]
 
-    def routes(self, family: int = socket.AF_UNSPEC, table: int = RT_TABLE_MAIN) -> list[Route]:
-        names = {lk.ifindex: lk.ifname for lk in self.links()}
+    def routes(self, family: int = socket.AF_UNSPEC, table: int = RT_TABLE_MAIN,
+               names: dict[int, str] | None = None) -> list[Route]:
+        """Routes of TABLE; NAMES (ifindex -> name, from a links() just made) saves a second links dump."""
+        if names is None:
+            names = {lk.ifindex: lk.ifname for lk in self.links()}
         out = []
         for fam in ([socket.AF_INET, socket.AF_INET6] if family == socket.AF_UNSPEC else [family]):
             msgs = self.nl.dump(RTM_GETROUTE, _RTMSG.pack(fam, 0, 0, 0, 0, 0, 0, 0, 0))
             out += [r for r in (decode_route(m, names) for m in msgs) if r.table == table]
         return out
+
+    def qdiscs(self) -> list[Qdisc]:
+        """Every qdisc of the namespace (`tc qdisc show`), as (ifindex, handle, parent, kind)."""
+        msgs = self.nl.dump(RTM_GETQDISC, _TCMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+        return [decode_qdisc(m) for m in msgs]
 
     # ---- request builders (pure: return a Request, nothing sent) ----------------------------
     @staticmethod
@@ -510,7 +539,9 @@ class Rtnl:
 
     @staticmethod
     def req_route(dst: str, *, gateway: str | None = None, oif: int | None = None, add: bool = True,
-                  metric: int | None = None, replace: bool = False) -> Request:
+                  metric: int | None = None, replace: bool = False, protocol: int | None = None) -> Request:
+        """A route add (or replace) or delete. PROTOCOL: the route's rtm_protocol on add (default boot, as
+        `ip route add`); on delete the kernel then removes only a route of that protocol."""
         net = parse_dst(dst)
         gw = parse_ip(gateway, "gateway") if gateway else None
         version = net.version if net is not None else gw.version if gw is not None else 4
@@ -532,7 +563,8 @@ class Rtnl:
             attrs += attr_u32(RTA_OIF, oif)
         if metric is not None:
             attrs += attr_u32(RTA_PRIORITY, metric)
-        payload = _RTMSG.pack(fam, plen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT if add else 0, scope,
+        proto = protocol if protocol is not None else RTPROT_BOOT if add else 0
+        payload = _RTMSG.pack(fam, plen, 0, 0, RT_TABLE_MAIN, proto, scope,
                               RTN_UNICAST if add else 0, 0) + attrs
         if add:
             flags = NLM_F_CREATE | (0x100 if replace else NLM_F_EXCL)

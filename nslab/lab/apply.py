@@ -4,24 +4,27 @@ Order of work (each step one batch per namespace):
   1. namespaces, with lo up, the ownership marker on lo, sysctls and (switches) the bridge;
   2. veth pairs, each created from one end's namespace with the peer made directly in the other's,
      with ifindexes chosen by the plan so that no read-back is needed;
-  3. the second end's bridge port, addresses, routes.
+  3. the second end's bridge port, addresses, routes (protocol rtnl.RTPROT_NSLAB: recognisably nslab's).
 The state record is written before step 1, so an interrupted `up` (even kill -9) leaves only names
-that `down`/`cleanup` know. On an error, everything this `up` created is deleted before re-raising.
+that `down`/`cleanup` know. On an error (or Ctrl-C), everything this `up` created is deleted before
+re-raising: the namespaces it made, and the veths the kernel acknowledged making for it; the record
+forgets a namespace only once it is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import queue
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..errors import NslabError
 from ..kernel import bulk, netns
 from ..kernel.netns import doors
-from ..kernel.rtnl import Request, Rtnl
+from ..kernel.rtnl import RTPROT_NSLAB, Request, Rtnl
 from ..shield import run_cleanup
 from . import state as st
 from .plan import IfacePlan, LinkPlan, NodePlan, Plan
@@ -67,54 +70,83 @@ def _sysctls(forwarding: bool) -> list[tuple[str, str]]:
 def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made: list[str],
                   socks: dict[str, Rtnl], report: Progress) -> None:
     """Namespaces with lo up, the marker, sysctls and (switches) the bridge, on two door threads:
-    measured 1.5-1.8x faster than one for 1000 namespaces on this 2-CPU machine kind."""
+    measured 1.5-1.8x faster than one for 1000 namespaces on this 2-CPU machine kind.
+
+    Two workers take nodes one at a time and record each namespace in MADE (its socket in SOCKS) the moment it
+    exists. They block SIGINT/SIGTERM and are always joined before this returns or raises, also on Ctrl-C:
+    so whatever exists is in MADE, and nothing is created after the caller's rollback has started."""
     workers = doors(max(1, min(2, os.cpu_count() or 1)))
-    free: queue.SimpleQueue[netns._Door] = queue.SimpleQueue()
-    for d in workers:
-        free.put(d)
+    todo = list(reversed(nodes))  # taken from the end, in plan order
+    cond = threading.Condition()
+    failures: list[BaseException] = []
+    running = [0]
 
-    def one(n: NodePlan) -> tuple[NodePlan, Rtnl]:
-        d = free.get()
+    def work(door: netns._Door) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            r = bulk.create(n.netns, _sysctls(n.forwarding), via=d, marker=st.marker(lab, n.name))
-        finally:
-            free.put(d)
-        try:
-            if n.bridge:
-                r.run_all([Rtnl.req_add_link(n.bridge, "bridge", index=2, up=True)])
-        except BaseException:
-            r.close()
-            bulk.delete([n.netns])
-            raise
-        return n, r
-
-    taken: set[int] = set()
-
-    def take(i: int, n: NodePlan, r: Rtnl) -> None:
-        taken.add(i)
-        made.append(n.netns)
-        record.inodes[n.name] = list(bulk.inode(n.netns) or ())
-        socks[n.name] = r
-
-    with ThreadPoolExecutor(len(workers), thread_name_prefix="nslab-up") as ex:
-        futures = [ex.submit(one, n) for n in nodes]
-        try:
-            for i, fut in enumerate(futures):
-                take(i, *fut.result())
-                if i % 64 == 0:
-                    report("namespaces", i, len(nodes))
-        except BaseException:
-            # Stop the rest, but record every namespace already made, so that the rollback deletes it.
-            for fut in futures:
-                fut.cancel()
-            for i, fut in enumerate(futures):
-                if i in taken or fut.cancelled():
-                    continue
+            while True:
+                with cond:
+                    if failures or not todo:
+                        return
+                    n = todo.pop()
                 try:
-                    take(i, *fut.result())
-                except BaseException:
+                    r = bulk.create(n.netns, _sysctls(n.forwarding), via=door, marker=st.marker(lab, n.name))
+                except BaseException as exc:
+                    with cond:
+                        failures.append(exc)
+                    return
+                with cond:
+                    made.append(n.netns)
+                    socks[n.name] = r
+                    record.inodes[n.name] = list(bulk.inode(n.netns) or ())
+                    cond.notify_all()
+                if n.bridge:
+                    try:
+                        r.run_all([Rtnl.req_add_link(n.bridge, "bridge", index=2, up=True)])
+                    except BaseException as exc:
+                        with cond:
+                            failures.append(exc)
+                        return
+        finally:
+            with cond:
+                running[0] -= 1
+                cond.notify_all()
+
+    threads = [threading.Thread(target=work, args=(d,), name="nslab-up", daemon=True) for d in workers]
+    started: list[threading.Thread] = []
+    try:
+        for t in threads:
+            with cond:
+                running[0] += 1
+            started.append(t)
+            t.start()
+        next_report = 0
+        while True:
+            with cond:
+                if failures:
+                    raise failures[0]
+                done, busy = len(made), running[0] > 0
+                if busy and done < next_report:
+                    cond.wait(0.1)
                     continue
-            raise
+            if done >= next_report:
+                report("namespaces", done, len(nodes))
+                next_report = (done // 64 + 1) * 64
+            if not busy:
+                with cond:
+                    if failures:
+                        raise failures[0]
+                return
+    finally:
+        # Stop handing out nodes, and wait for the namespace being made (a second Ctrl-C cannot cut this).
+        with cond:
+            todo.clear()
+
+        def join() -> None:
+            for t in started:
+                t.join()
+
+        run_cleanup(join)
 
 
 def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePlan]:
@@ -126,8 +158,14 @@ def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePla
 
 def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
        only_nodes: Sequence[str] | None = None, only_links: Sequence[LinkPlan] | None = None,
-       only_routes: bool = False, finish: Callable[[st.LabState], None] | None = None) -> None:
-    """Create the lab of `plan` (or, with only_*, the parts of it that a running lab lacks)."""
+       only_routes: bool = False, finish: Callable[[st.LabState], None] | None = None,
+       then: Callable[[], object] | None = None) -> None:
+    """Create the lab of `plan` (or, with only_*, the parts of it that a running lab lacks: a grow).
+
+    Routes are installed in the namespaces this call creates; a grow's caller brings the routes of the
+    namespaces that existed to the new plan in THEN (the reconcile engine, which leaves a user's routes
+    alone), which runs inside the all-or-nothing: if it fails, the grow is rolled back. only_routes is kept
+    for callers of the old signature and changes nothing."""
     report = progress or (lambda phase, done, total: None)
     nodes = [n for n in plan.nodes if only_nodes is None or n.name in only_nodes]
     links = list(plan.links if only_links is None else only_links)
@@ -136,6 +174,7 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
     netns_of = {n.name: n.netns for n in plan.nodes}
 
     # 1. The intent log, then namespaces.
+    status_before = record.status
     for n in nodes:
         record.netns[n.name] = n.netns
     record.status = "creating"
@@ -143,6 +182,8 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
     st.save(record)
     made: list[str] = []
     socks: dict[str, Rtnl] = {}
+    created: list[tuple[str, Request]] = []  # veth requests the kernel acknowledged: this call made them
+    veth_of: dict[int, tuple[IfacePlan, IfacePlan]] = {}  # id(request) -> (creating end, peer end)
     try:
         _create_nodes(plan.lab, nodes, record, made, socks, report)
         report("namespaces", len(nodes), len(nodes))
@@ -167,13 +208,15 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
                     peer = Rtnl.veth_peer(b.ifname, netns_fd=fds[netns_of[b.node]], mtu=b.mtu,
                                           index=layout.index[(b.node, b.ifname)])
                     master = 2 if kinds[a.node] == "switch" else None
-                    batch.append(Rtnl.req_add_link(
+                    req = Rtnl.req_add_link(
                         a.ifname, "veth", peer, index=layout.index[(a.node, a.ifname)], mtu=a.mtu, up=True,
-                        master=master))
+                        master=master)
+                    veth_of[id(req)] = (a, b)
+                    batch.append(req)
                     second.setdefault(b.node, []).append(Rtnl.req_set_link(
                         layout.index[(b.node, b.ifname)], b.ifname, up=True,
                         master=2 if kinds[b.node] == "switch" else None))
-                bulk.send(socks, {creator: batch})
+                bulk.send(socks, {creator: batch}, done=created)
 
             bulk.with_fds(sorted({netns_of[b.node] for _, b in pairs}), make_links)
         report("links", len(links), len(links))
@@ -184,46 +227,46 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
                 for cidr in end.addresses:
                     second.setdefault(end.node, []).append(
                         Rtnl.req_addr(layout.index[(end.node, end.ifname)], end.ifname, cidr))
-        route_nodes = set(socks) if only_routes or only_links is not None else {n.name for n in nodes}
+        route_nodes = {n.name for n in nodes}
         for rp in plan.routes:
             if rp.node in route_nodes:
                 second.setdefault(rp.node, []).append(Rtnl.req_route(
-                    rp.dst, gateway=rp.via, oif=layout.index[(rp.node, rp.dev)], replace=True))
+                    rp.dst, gateway=rp.via, oif=layout.index[(rp.node, rp.dev)], replace=True,
+                    protocol=RTPROT_NSLAB))
         bulk.send(socks, second)
         report("addresses", len(nodes), len(nodes))
+        if then is not None:
+            then()
     except BaseException:
 
         def roll_back() -> None:
-            # Links this `up` added to namespaces that existed before (a grow) are deleted explicitly and
-            # synchronously: the kernel reaps them with a new namespace only later, and a retry must not
-            # find their names taken. Deleting one end of a veth deletes both.
-            # Only a device that is ours is deleted: the planned name AND the planned ifindex, read
-            # back now (a creation that failed, or a user's device that took the index, is left alone).
+            # Veths this call made, as the kernel acknowledged each request (ownership proven at creation,
+            # never by name, kind or index read back later: a user's device can have all three). Those with
+            # an end in a namespace that existed before (a grow) are deleted now, synchronously, so that a
+            # retry finds their names free; the others go with their namespaces. Deleting one end deletes both.
             new_nodes = {n.name for n in nodes}
-            for lk in links:
-                for end in (lk.a, lk.b):
-                    if end.node in new_nodes or end.node not in socks:
-                        continue
-                    want = layout.index[(end.node, end.ifname)]
-                    try:
-                        found = socks[end.node].link(end.ifname)
-                    except NslabError:
-                        continue
-                    if found.ifindex == want and found.kind == "veth":
-                        socks[end.node].run([Rtnl.req_del_link(want, end.ifname)])
-                        break
+            for creator, req in created:
+                a, b = veth_of[id(req)]
+                if {a.node, b.node} <= new_nodes or creator not in socks:
+                    continue
+                with contextlib.suppress(NslabError):
+                    socks[creator].run_all([Rtnl.req_del_link(layout.index[(a.node, a.ifname)], a.ifname)])
             for r in socks.values():
                 r.close()
             socks.clear()
             bulk.delete(made)
+            # The record forgets a namespace only once it is gone: never while one of ours may still exist.
             for n in nodes:
+                if n.netns in made and os.path.lexists(netns.path(n.netns)):
+                    continue
                 record.netns.pop(n.name, None)
                 record.inodes.pop(n.name, None)
-            if record.netns:
-                record.status = "up"
-                st.save(record)
-            else:
+            if not record.netns:
                 st.remove(record.lab)
+                return
+            if status_before == "up":
+                record.status = "up"
+            st.save(record)
 
         run_cleanup(roll_back)  # a second Ctrl-C must not stop the rollback half-way
         raise

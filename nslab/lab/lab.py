@@ -9,13 +9,13 @@ import re
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, UsageError
+from ..errors import NotFoundError, NslabError, UsageError
 from ..namespace import Namespace
-from . import apply, builtin
+from . import apply, builtin, reconcile
 from . import state as st
 from .plan import LinkPlan, Plan, make_plan
 
@@ -93,10 +93,19 @@ class UpResult:
     seconds: float
     added_nodes: int = 0
     added_links: int = 0
+    repaired: list[str] = field(default_factory=list)  # what `up` on a running lab put back to its plan
+    left_alone: list[str] = field(default_factory=list)  # what differs from the plan and was not changed
 
     def summary(self) -> str:
+        tail = "".join(f"\n  {line}" for line in self.repaired)
+        if self.left_alone:
+            tail += "\nleft alone:" + "".join(f"\n  {line}" for line in self.left_alone)
+        if self.repaired:
+            return (f"lab {self.lab}: already up with this topology; its kernel state had drifted from the plan, "
+                    f"repaired {len(self.repaired)} difference{'s' if len(self.repaired) != 1 else ''} "
+                    f"in {self.seconds:.2f} s:{tail}")
         if not self.changed:
-            return f"lab {self.lab}: already up with this topology, nothing changed"
+            return f"lab {self.lab}: already up with this topology, nothing changed{tail}"
         if self.added_nodes or self.added_links:
             return (f"lab {self.lab}: added {self.added_nodes} nodes and {self.added_links} links "
                     f"in {self.seconds:.2f} s")
@@ -166,6 +175,8 @@ class Lab:
                     f"remove its remains with 'nslab lab down {self.name}', then run up again",
                 )
             if rec is not None:
+                if rec.plan_digest == digest(self.topology):
+                    return self._repair(plan, t0)
                 return self._reconcile(rec, plan, t0, progress)
             clash = [n.netns for n in plan.nodes if os.path.lexists(f"/run/netns/{n.netns}")]
             if clash:
@@ -204,9 +215,47 @@ class Lab:
             for direction, values in link.impair.items():
                 faults.impair(self, a, b, direction, iface=iface, **values)
 
+    def _desired(self, plan: Plan) -> tuple[reconcile.Faults, set[str], set[tuple[str, str]], bool]:
+        """The active faults as the reconcile engine takes them: (faults, nft to rewrite, rates to rewrite,
+        whether the last fault change was cut off)."""
+        from .. import faults
+
+        state = faults.load_state(self.name)
+        fv = faults.view(plan, state)
+        if state.pending:  # a fault change was killed part-way: its rules may be half there
+            faults.wait_for_cut_off_tools(plan)
+            return fv, set(fv.nft), set(fv.rates), True
+        return fv, set(), set(), False
+
+    def _repair(self, plan: Plan, t0: float) -> UpResult:
+        """`up` of a running lab with the same topology: read every node back, put back what drifted from the
+        plan (and the active faults), report it. Only nslab's own objects are changed (lab/reconcile.py)."""
+        from .. import faults
+
+        fv, force_nft, force_rates, pending = self._desired(plan)
+        rep = reconcile.reconcile(plan, fv, None, force_nft=force_nft, force_rates=force_rates)
+        if pending:
+            state = faults.load_state(self.name)
+            state.pending = False
+            faults.save_state(state)
+        res = UpResult(self.name, bool(rep.changes), len(plan.nodes), len(plan.links), len(plan.routes),
+                       time.perf_counter() - t0, repaired=[c.line() for c in rep.changes],
+                       left_alone=[n.line() for n in rep.notes if not n.fatal])
+        if rep.fatal:
+            raise NslabError(
+                f"lab {self.name!r} cannot be brought back to its plan: "
+                + "; ".join(n.line() for n in rep.fatal)
+                + (f" (repaired meanwhile: {'; '.join(res.repaired)})" if res.repaired else ""),
+                f"take it down and up again: 'nslab lab down {self.name}'")
+        return res
+
+    def drift(self) -> reconcile.Report:
+        """How the running lab's kernel state differs from its plan and active faults (nothing is changed)."""
+        plan = self.plan
+        fv, force_nft, force_rates, _ = self._desired(plan)
+        return reconcile.reconcile(plan, fv, None, force_nft=force_nft, force_rates=force_rates, dry_run=True)
+
     def _reconcile(self, rec: st.LabState, plan: Plan, t0: float, progress: apply.Progress | None) -> UpResult:
-        if rec.plan_digest == digest(self.topology):
-            return UpResult(self.name, False, len(plan.nodes), len(plan.links), len(plan.routes), 0.0)
         old = make_plan(topology_from_data(rec.topology))
         old_nodes = {n.name: n for n in old.nodes}
         new_nodes = [n for n in plan.nodes if n.name not in old_nodes]
@@ -223,8 +272,15 @@ class Lab:
                 "a running lab only grows (new nodes and links are added); to change or remove, "
                 f"run 'nslab lab down {self.name}' and up again",
             )
+        fv, force_nft, force_rates, _ = self._desired(plan)
+        old_names = list(old_nodes)
+
+        def routes_of_the_rest() -> None:
+            # The nodes that were there get the routes to the new subnets (and lose none of a user's).
+            reconcile.reconcile(plan, fv, old_names, force_nft=force_nft, force_rates=force_rates)
+
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
-                 only_routes=True)
+                 only_routes=True, then=routes_of_the_rest)
         # Only now: a failed grow keeps the old topology on record, so the next `up` retries it.
         rec.topology = topology_to_data(self.topology)
         rec.plan_digest = digest(self.topology)

@@ -69,9 +69,14 @@ def _path(lab: str) -> str:
 def save(state: LabState) -> None:
     os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
     tmp = _path(state.lab) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(state.to_json(), f)
-    os.replace(tmp, _path(state.lab))  # atomic: a reader sees the old or the new record, never half
+    try:
+        with open(tmp, "w") as f:
+            json.dump(state.to_json(), f)
+        os.replace(tmp, _path(state.lab))  # atomic: a reader sees the old or the new record, never half
+    except BaseException:  # a Ctrl-C mid-write leaves no half file behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def load(lab: str) -> LabState | None:

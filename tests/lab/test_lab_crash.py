@@ -2,7 +2,8 @@
 
 Each trial uses a fresh lab name (`t` + 6 hex digits). What a kill left behind is printed (run with -s to
 see how the kills spread over the phases of `up`). Cleanup must also never touch a namespace without
-nslab's marker, nor one whose marker names another namespace.
+nslab's marker, nor one whose marker names another namespace. A Ctrl-C early in `up` (or a rollback that cannot
+delete a namespace) must leave every namespace that still exists in the lab's record.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import random
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -250,3 +252,110 @@ def test_up_after_a_crash_is_refused_until_down(lab_names: list[str]) -> None:
     assert not os.path.exists(state_file(name))
     assert nslab("lab", "up", "--topo", "single,2", "--name", name).returncode == 0
     assert nslab("lab", "down", name).returncode == 0
+
+
+BIG = 150
+
+
+@pytest.fixture(scope="module")
+def big_up_seconds() -> float:
+    """Wall time of a whole `python -m nslab lab up --topo single,150` (interpreter start included)."""
+    if not is_root():
+        pytest.skip(ROOT_REASON)
+    name = new_name()
+    t0 = time.perf_counter()
+    r = nslab("lab", "up", "--topo", f"single,{BIG}", "--name", name)
+    took = time.perf_counter() - t0
+    try:
+        assert r.returncode == 0, r.stderr
+    finally:
+        assert nslab("lab", "down", name).returncode == 0
+    return took
+
+
+def test_ctrl_c_early_in_up_leaves_no_namespace_unrecorded(big_up_seconds: float, lab_names: list[str]) -> None:
+    """A single Ctrl-C at a random early moment of `lab up`: whatever namespaces exist afterwards are in the
+    lab's record (the record is never dropped while one may exist), and `lab down` removes them all."""
+    from nslab.lab.lab import down_by_name
+
+    rng = random.Random(secrets.randbits(32))
+    trials = 5
+    report = []
+    for k in range(trials):
+        name = new_name()
+        lab_names.append(name)
+        p = subprocess.Popen([sys.executable, "-m", "nslab", "lab", "up", "--topo", f"single,{BIG}", "--name", name],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        # Spread from late interpreter start-up into the namespace phase.
+        delay = big_up_seconds * (0.45 + 0.4 * (k + rng.random()) / trials)
+        time.sleep(delay)
+        at_signal = len(entries(name))
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=60)
+        left = set(entries(name))
+        rec = st.load(name)
+        recorded = set(rec.netns.values()) if rec is not None else set()
+        assert left <= recorded, f"Ctrl-C at {delay:.3f} s: {len(left - recorded)} namespaces with no record"
+        inodes = netns_inodes(name)
+        down_by_name(name)  # what `lab down` does, without another interpreter start
+        assert_gone(name, inodes)
+        report.append(f"{delay:.3f}s:{at_signal}:rc{rc}:{len(left)}{'+rec' if rec else ''}")
+    print(f"\nCtrl-C in up of single,{BIG} at (delay:namespaces then:exit status:namespaces left): "
+          f"{', '.join(report)}")
+
+
+def test_a_rollback_that_cannot_delete_keeps_the_record(lab_names: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An up fails and its rollback cannot delete one namespace: the record keeps that one (so `lab down`
+    finds it); before, the record was removed whatever was left, and the namespace was nobody's."""
+    from nslab.errors import NslabError
+    from nslab.kernel import bulk
+    from nslab.kernel import netns as kn
+    from nslab.lab.lab import Lab
+
+    name = new_name()
+    lab_names.append(name)
+    lab = Lab.topo("single", 3, name=name)
+    stuck = lab["h2"].netns
+    real_send, real_delete = bulk.send, kn.delete
+
+    def send(*a: object, **kw: object) -> None:
+        raise NslabError("injected failure")
+
+    def delete(ns: str) -> None:
+        if ns == stuck:
+            raise NslabError("injected: cannot delete")
+        real_delete(ns)
+
+    monkeypatch.setattr(bulk, "send", send)
+    monkeypatch.setattr(kn, "delete", delete)
+    with pytest.raises(NslabError, match="injected failure"):
+        lab.up()
+    monkeypatch.setattr(bulk, "send", real_send)
+    monkeypatch.setattr(kn, "delete", real_delete)
+    assert entries(name) == [stuck]
+    rec = st.load(name)
+    assert rec is not None and rec.status == "creating" and rec.netns == {"h2": stuck}
+    assert nslab("lab", "list").stdout.split().count(name) == 1
+    assert nslab("lab", "down", name).returncode == 0
+    assert entries(name) == [] and st.load(name) is None
+
+
+def test_an_interrupted_record_write_leaves_no_half_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a lab or fault record is being written: the old record stays, no `.tmp` is left."""
+    from nslab import faults as fl
+
+    name = new_name()
+
+    def interrupted(*a: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(st.json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        st.save(st.LabState(lab=name, status="creating", pid=os.getpid()))
+    monkeypatch.setattr(fl.json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fl.save_state(fl.FaultState(name, pending=True))
+    monkeypatch.undo()
+    records = [state_file(name), os.path.join(fl.FAULT_DIR, f"{name}.json")]
+    assert [p for r in records for p in (r, r + ".tmp") if os.path.exists(p)] == []
