@@ -15,14 +15,15 @@ import os
 import queue
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
+from .. import threads
 from ..errors import NslabError
 from ..kernel import bulk, netns
 from ..kernel.netns import doors
 from ..kernel.rtnl import Request, Rtnl
-from ..shield import run_cleanup
+from ..shield import run_cleanup, shielded
 from . import state as st
 from .plan import IfacePlan, LinkPlan, NodePlan, Plan
 
@@ -96,9 +97,11 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
         record.inodes[n.name] = list(bulk.inode(n.netns) or ())
         socks[n.name] = r
 
-    with ThreadPoolExecutor(len(workers), thread_name_prefix="nslab-up") as ex:
-        futures = [ex.submit(one, n) for n in nodes]
+    with threads.Executor(len(workers), thread_name_prefix="nslab-up") as ex:
+        futures: list[Future[tuple[NodePlan, Rtnl]]] = []
         try:
+            with shielded():  # all submitted and listed, or none: an interrupt comes after, into the except
+                futures = [ex.submit(one, n) for n in nodes]
             for i, fut in enumerate(futures):
                 take(i, *fut.result())
                 if i % 64 == 0:
