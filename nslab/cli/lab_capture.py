@@ -7,6 +7,7 @@ import sys
 
 from ..capture import capture, parse_target
 from ..errors import UsageError
+from ..kernel import netns
 from ..lab.lab import Lab
 from .common import verb_parser
 
@@ -46,12 +47,14 @@ def capture_cmd(args: argparse.Namespace) -> int:
           + (f", writing {args.write}" if args.write else "") + (f", filter {args.filter!r}" if args.filter else "")
           + " (Ctrl-C stops)", file=sys.stderr)
     try:
-        if live:
-            for pkt in cap:
-                print(pkt.line(), flush=True)
-        else:
-            cap.start()
-            cap.wait()
+        # A process of the node's namespace while it captures, so that `lab down` ends it.
+        with netns.entered(cap.netns):
+            if live:
+                for pkt in cap:
+                    print(pkt.line(), flush=True)
+            else:
+                cap.start()
+                cap.wait()
     except KeyboardInterrupt:
         pass
     finally:
