@@ -382,3 +382,26 @@ def test_delete_and_create_are_shielded_from_ctrl_c(netns_factory: NetnsFactory,
         nslab_netns.delete(name)
     monkeypatch.undo()
     assert not os.path.lexists(nslab_netns.path(name))  # unlinked too, not left unmounted but present
+
+
+def test_lab_capture_is_a_process_of_its_node_and_lab_down_ends_it() -> None:
+    from conftest import lab_name
+
+    lab = lab_name()
+    up = nslab_subprocess(["lab", "up", "--topo", "single,2", "--name", lab])
+    assert up.returncode == 0, up.stderr
+    p = subprocess.Popen([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, "lab", "capture", lab, "h1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert p.stderr is not None and p.stderr.readline().startswith("capturing on h1:"), p.poll()
+        node = f"{lab}-h1"
+        assert wait_for(lambda: p.pid in [int(x) for x in ip(None, "netns", "pids", node).stdout.split()])
+        down = nslab_subprocess(["lab", "down", lab])
+        assert down.returncode == 0, down.stderr
+        assert p.wait(timeout=5) == 0  # tcpdump-like: SIGTERM ends the capture with its summary
+        assert "packets captured on h1:" in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        nslab_subprocess(["lab", "down", lab])
