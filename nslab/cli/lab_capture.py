@@ -43,17 +43,17 @@ def capture_cmd(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
     cap = capture(lab, node, iface, count=count, filter=args.filter, write=args.write)
     live = args.write is None
-    print(f"capturing on {cap.node}:{cap.iface} of lab {lab.name}"
-          + (f", writing {args.write}" if args.write else "") + (f", filter {args.filter!r}" if args.filter else "")
-          + " (Ctrl-C stops)", file=sys.stderr)
     try:
         # A process of the node's namespace while it captures, so that `lab down` ends it.
         with netns.entered(cap.netns):
+            cap.start()  # the line below is printed once packets are being captured
+            print(f"capturing on {cap.node}:{cap.iface} of lab {lab.name}"
+                  + (f", writing {args.write}" if args.write else "")
+                  + (f", filter {args.filter!r}" if args.filter else "") + " (Ctrl-C stops)", file=sys.stderr)
             if live:
                 for pkt in cap:
                     print(pkt.line(), flush=True)
             else:
-                cap.start()
                 cap.wait()
     except KeyboardInterrupt:
         pass
