@@ -17,6 +17,7 @@ failure message; NSLAB_INTERRUPT_SEED=N replays a run. (kill -9 during faults is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -145,16 +146,24 @@ def state_files(lab: str) -> list[str]:
     return sorted(out)
 
 
-def inodes(prefix: str) -> set[tuple[int, int]]:
-    out = set()
-    for n in entries(prefix):
-        try:
-            s = os.stat(os.path.join(NETNS_DIR, n))
-        except OSError:
-            continue
-        if os.path.ismount(os.path.join(NETNS_DIR, n)):
-            out.add((s.st_dev, s.st_ino))
-    return out
+@contextlib.contextmanager
+def held(prefix: str) -> Iterator[set[tuple[int, int]]]:
+    """The (dev, inode) of the namespaces named PREFIX*, each held open by an fd while the block runs: a
+    freed namespace's inode number is soon reused by a new one (another test's), so a check after the
+    deletion is sound only while the old namespace cannot be freed."""
+    fds = []
+    try:
+        for n in entries(prefix):
+            p = os.path.join(NETNS_DIR, n)
+            if os.path.ismount(p):
+                try:
+                    fds.append(os.open(p, os.O_RDONLY | os.O_CLOEXEC))
+                except OSError:
+                    continue
+        yield {(os.fstat(fd).st_dev, os.fstat(fd).st_ino) for fd in fds}
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def processes_in(found: set[tuple[int, int]]) -> list[int]:
@@ -324,10 +333,10 @@ def test_lab_up_interrupted_then_down_removes_everything(made: Made, durations: 
         t = interrupt(choose(rng, f"lab up single,{HOSTS}", durations["lab up"] * 1.2),
                       "lab", "up", "--topo", f"single,{HOSTS}", "--name", lab)
         assert_exit_sane(t)
-        seen = inodes(f"{lab}-")
-        down = nslab("lab", "down", lab)
-        assert down.returncode == 0 and "Traceback" not in down.stderr, f"{t}: lab down failed: {down.stderr}"
-        assert_nothing_left(t, f"{lab}-", lab, seen)
+        with held(f"{lab}-") as seen:
+            down = nslab("lab", "down", lab)
+            assert down.returncode == 0 and "Traceback" not in down.stderr, f"{t}: lab down failed: {down.stderr}"
+            assert_nothing_left(t, f"{lab}-", lab, seen)
         print(t)
 
 
@@ -338,14 +347,14 @@ def test_lab_down_interrupted_then_down_again_removes_everything(made: Made,
         lab = made.lab()
         up = nslab("lab", "up", "--topo", f"single,{HOSTS}", "--name", lab)
         assert up.returncode == 0, up.stderr
-        seen = inodes(f"{lab}-")
         sleeper = sleeper_in(f"{lab}-h1")  # down must end it
-        t = interrupt(choose(rng, "lab down", durations["lab down"] * 1.2), "lab", "down", lab)
-        assert_exit_sane(t)
-        down = nslab("lab", "down", lab)
-        assert down.returncode == 0 and "Traceback" not in down.stderr, f"{t}: lab down failed: {down.stderr}"
-        assert_ended(t, sleeper)
-        assert_nothing_left(t, f"{lab}-", lab, seen)
+        with held(f"{lab}-") as seen:
+            t = interrupt(choose(rng, "lab down", durations["lab down"] * 1.2), "lab", "down", lab)
+            assert_exit_sane(t)
+            down = nslab("lab", "down", lab)
+            assert down.returncode == 0 and "Traceback" not in down.stderr, f"{t}: lab down failed: {down.stderr}"
+            assert_ended(t, sleeper)
+            assert_nothing_left(t, f"{lab}-", lab, seen)
         print(t)
 
 
@@ -362,13 +371,13 @@ def test_ns_add_and_del_interrupted_then_del_removes_everything(made: Made, dura
             sleeper = sleeper_in(ns)  # del has a process to end first
             t = interrupt(choose(rng, "ns del", durations["ns del"] * 1.2), "ns", "del", ns)
         assert_exit_sane(t)
-        seen = inodes(ns)
-        if os.path.lexists(os.path.join(NETNS_DIR, ns)):
-            r = nslab("ns", "del", ns)
-            assert r.returncode == 0 and "Traceback" not in r.stderr, f"{t}: ns del failed: {r.stderr}"
-        if sleeper is not None:
-            assert_ended(t, sleeper)
-        assert_nothing_left(t, ns, None, seen)
+        with held(ns) as seen:
+            if os.path.lexists(os.path.join(NETNS_DIR, ns)):
+                r = nslab("ns", "del", ns)
+                assert r.returncode == 0 and "Traceback" not in r.stderr, f"{t}: ns del failed: {r.stderr}"
+            if sleeper is not None:
+                assert_ended(t, sleeper)
+            assert_nothing_left(t, ns, None, seen)
         print(t)
 
 
@@ -378,11 +387,11 @@ def test_demo_interrupted_cleans_up_after_itself(made: Made, durations: dict[str
         ns = made.ns()
         t = interrupt(choose(rng, "demo", durations["demo"] * 1.2), "demo", "--name", ns)
         assert_exit_sane(t)
-        seen = inodes(ns)
-        if t.sig != signal.SIGKILL:  # the demo's promise: it removes what it made, also on Ctrl-C and SIGTERM
-            assert not os.path.lexists(os.path.join(NETNS_DIR, ns)), f"{t}: the demo left its namespace"
-        elif os.path.lexists(os.path.join(NETNS_DIR, ns)):
-            r = nslab("ns", "del", ns)
-            assert r.returncode == 0 and "Traceback" not in r.stderr, f"{t}: ns del failed: {r.stderr}"
-        assert_nothing_left(t, ns, None, seen)
+        with held(ns) as seen:
+            if t.sig != signal.SIGKILL:  # the demo's promise: it removes what it made, also on Ctrl-C and SIGTERM
+                assert not os.path.lexists(os.path.join(NETNS_DIR, ns)), f"{t}: the demo left its namespace"
+            elif os.path.lexists(os.path.join(NETNS_DIR, ns)):
+                r = nslab("ns", "del", ns)
+                assert r.returncode == 0 and "Traceback" not in r.stderr, f"{t}: ns del failed: {r.stderr}"
+            assert_nothing_left(t, ns, None, seen)
         print(t)

@@ -289,14 +289,19 @@ def test_probe_listen_in_a_namespace_is_its_process_and_ns_del_ends_it(netns_fac
         assert p.pid in [int(x) for x in ip(None, "netns", "pids", ns.name).stdout.split()]
         res = cli("--json", "ns", "pids", ns.name)
         assert res.rc == 0 and p.pid in res.json(), res
-        st = os.stat(f"/run/netns/{ns.name}")
-        res = cli("ns", "del", ns.name)
-        assert res.rc == 0, res.err
-        assert p.wait(timeout=5) == 143  # ended by SIGTERM, through the CLI's ordinary exit path
-        assert p.stderr is not None and p.stderr.read().strip() == "nslab: terminated (SIGTERM)"
-        assert ns.name not in ip_netns_names()
-        # Nothing holds the namespace any more: no process has it as its network namespace.
-        assert all(os.stat(f"/proc/{pid}/ns/net").st_ino != st.st_ino for pid in _pids_all())
+        # Held open by this test, so that its inode number cannot go to a new namespace meanwhile.
+        fd = os.open(f"/run/netns/{ns.name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            res = cli("ns", "del", ns.name)
+            assert res.rc == 0, res.err
+            assert p.wait(timeout=5) == 143  # ended by SIGTERM, through the CLI's ordinary exit path
+            assert p.stderr is not None and p.stderr.read().strip() == "nslab: terminated (SIGTERM)"
+            assert ns.name not in ip_netns_names()
+            # No process has it as its network namespace any more.
+            st = os.fstat(fd)
+            assert [pid for pid in _pids_all() if _netns_of(pid) == (st.st_dev, st.st_ino)] == []
+        finally:
+            os.close(fd)
     finally:
         if p.poll() is None:
             p.kill()
@@ -304,11 +309,15 @@ def test_probe_listen_in_a_namespace_is_its_process_and_ns_del_ends_it(netns_fac
 
 
 def _pids_all() -> list[int]:
-    out = []
-    for e in os.listdir("/proc"):
-        if e.isdigit() and os.path.exists(f"/proc/{e}/ns/net"):
-            out.append(int(e))
-    return out
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _netns_of(pid: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def test_in_process_probe_with_n_returns_to_its_own_namespace(netns_factory: NetnsFactory, cli: Cli) -> None:
