@@ -176,3 +176,17 @@ def test_read_only_run_is_named(netns_factory: NetnsFactory) -> None:
     assert "nslab: lab up: " in r.stderr and "read-only file system" in r.stderr, r.stderr
     assert "needs a writable /run" in r.stderr and "Traceback" not in r.stderr and "sudo" not in r.stderr
     assert not os.path.lexists(f"/run/netns/{name}")
+
+
+@pytest.mark.kernel
+def test_root_without_cap_net_admin_is_named_and_lab_up_rolls_back(target: str) -> None:
+    """CAP_SYS_ADMIN kept, CAP_NET_ADMIN dropped: namespaces can be made, not configured."""
+    no_net_admin = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-net_admin"]
+    r = as_user(no_net_admin, "-n", target, "link", "add", "v0", "type", "veth", "peer", "v1")
+    assert r.returncode == 2 and r.stderr.startswith(f"nslab: link add: cannot create veth 'v0' in namespace "
+                                                     f"'{target}': permission denied: it needs CAP_NET_ADMIN"), r
+    assert "as root but without CAP_NET_ADMIN" in r.stderr and "sudo" not in r.stderr, r
+    lab = lab_name()
+    r = as_user(no_net_admin, "lab", "up", "--topo", "single,3", "--name", lab)
+    assert r.returncode == 2 and r.stderr.startswith("nslab: lab up: ") and "CAP_NET_ADMIN" in r.stderr, r
+    _assert_untouched(target, lab)  # what the refused up had created is gone
