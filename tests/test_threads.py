@@ -26,8 +26,8 @@ from conftest import REPO, ROOT_REASON, RUN_PREFIX, is_root, lab_name
 from nslab import threads
 
 # What starts a thread without nslab.threads: threading.Thread called or subclassed, the executors of
-# concurrent.futures and multiprocessing, the low-level _thread module.
-FORBIDDEN = {"ThreadPoolExecutor", "ProcessPoolExecutor", "start_new_thread", "Timer", "ThreadPool"}
+# concurrent.futures and multiprocessing, _thread.start_new_thread.
+FORBIDDEN = {"ThreadPoolExecutor", "ProcessPoolExecutor", "start_new_thread", "start_new", "Timer", "ThreadPool"}
 
 
 def _thread_starts(tree: ast.AST) -> list[int]:
@@ -43,7 +43,7 @@ def _thread_starts(tree: ast.AST) -> list[int]:
             mods = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module
                                                    else [])
             names = [a.name for a in node.names]
-            if any(m in ("_thread", "multiprocessing", "multiprocessing.pool") for m in mods) or \
+            if any(m in ("multiprocessing", "multiprocessing.pool") for m in mods) or \
                     any(n in FORBIDDEN for n in names):
                 lines.append(node.lineno)
         if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN:
@@ -65,8 +65,8 @@ def test_no_thread_is_started_outside_nslab_threads() -> None:
 def test_the_static_check_finds_thread_starts() -> None:
     bad = ("import threading\nthreading.Thread(target=print).start()\n"
            "class T(threading.Thread): pass\n"
-           "from concurrent.futures import ThreadPoolExecutor\nimport _thread\n")
-    assert _thread_starts(ast.parse(bad)) == [2, 3, 4, 5]
+           "from concurrent.futures import ThreadPoolExecutor\nimport _thread\n_thread.start_new_thread(f, ())\n")
+    assert _thread_starts(ast.parse(bad)) == [2, 3, 4, 6]
     fine = "import threading\nx: threading.Thread | None = None\nthreading.Event()\n"
     assert _thread_starts(ast.parse(fine)) == []
 

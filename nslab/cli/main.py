@@ -68,11 +68,16 @@ class _Signals:
     """The CLI's SIGINT and SIGTERM handler. The first signal raises Interrupted; later ones are ignored:
     the process is already on its way out, its cleanup must finish (cleanups are shielded anyway, see
     nslab.shield), and nothing may turn the exit into a traceback. kill -9 remains for the impatient;
-    `lab down` and `ns del` remove what it leaves."""
+    `lab down` and `ns del` remove what it leaves.
+
+    A handler runs wherever the main thread happens to be, also in a weakref callback or a __del__, where
+    Python prints and drops any exception ("Exception ignored in ..."). Such a dropped Interrupted reaches
+    sys.unraisablehook: it is delivered again, as if the signal had just come, instead of being lost."""
 
     def __init__(self) -> None:
         self.first: int | None = None
         self.old: dict[int, Any] = {}
+        self.old_hook: Any = None
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         if self.first is not None:
@@ -80,15 +85,34 @@ class _Signals:
         self.first = signum
         raise Interrupted(signum)
 
+    def unraisable(self, info: Any) -> None:
+        if not (isinstance(info.exc_value, Interrupted) and self.first is not None and self.first > 0
+                and threading.current_thread() is threading.main_thread()):
+            (self.old_hook or sys.__unraisablehook__)(info)
+            return
+        # Raised again when the next Python function starts, outside the callback that dropped it (were
+        # that one to drop it too, this runs again). Not here: the hook itself would drop it.
+        signum, previous = info.exc_value.signum, sys.gettrace()
+        self.first = None
+
+        def deliver(frame: FrameType, event: str, arg: object) -> None:
+            sys.settrace(previous)
+            self.handler(signum, frame)
+
+        sys.settrace(deliver)
+
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.old[sig] = signal.signal(sig, self.handler)
+        self.old_hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
 
     def restore(self) -> None:
         for sig, old in self.old.items():
             if old is not None:
                 signal.signal(sig, old)
         self.old.clear()
+        if self.old_hook is not None:
+            sys.unraisablehook, self.old_hook = self.old_hook, None
 
 
 _process_signals: _Signals | None = None  # set by run(): the handlers stay until the process exits
