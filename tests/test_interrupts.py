@@ -325,6 +325,19 @@ def test_signals_during_lab_up_roll_it_back(made: Made, signals: tuple[signal.Si
     assert_nothing_left(t, f"{lab}-", lab, set())
 
 
+def test_lab_down_removes_what_an_up_cut_in_its_first_save_leaves(made: Made) -> None:
+    """SIGINT inside the first write of the intent record (or kill -9 there) leaves LAB.json.tmp and the
+    lock, and no record: `lab down LAB` must still remove them (seen in the random trials below)."""
+    lab = made.lab()
+    os.makedirs(os.path.join(STATE_DIR, "labs"), exist_ok=True)
+    for suffix in (".json.tmp", ".lock"):
+        with open(os.path.join(STATE_DIR, "labs", lab + suffix), "w") as f:
+            f.write('{"lab": "' + lab + '", "sta' if suffix == ".json.tmp" else "")
+    r = nslab("lab", "down", lab)
+    assert r.returncode == 0 and "not up" in r.stdout, r
+    assert state_files(lab) == []
+
+
 # ---- the trials -------------------------------------------------------------------------------------
 def test_lab_up_interrupted_then_down_removes_everything(made: Made, durations: dict[str, float]) -> None:
     rng = rng_for("lab up")

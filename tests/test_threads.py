@@ -165,8 +165,11 @@ def unblocked(skip):
     return out
 
 stop = threading.Event()
+sampler_tid = []
 def sample():
+    signal.pthread_sigmask(signal.SIG_BLOCK, WANT)  # it outlives its join a moment: not to be mistaken
     me = threading.get_native_id()
+    sampler_tid.append(me)
     while not stop.is_set():
         sampled.update(unblocked(me))
         time.sleep(0.002)
@@ -214,7 +217,7 @@ finally:
     lab.down()
 walkthrough(out=io.StringIO(), name=DEMO)
 stop.set(); sampler.join()
-sampled.update(unblocked(None))
+sampled.update(unblocked(sampler_tid[0]))
 print(json.dumps({"first": first, "sampled": sorted(sampled), "children": children}))
 """
 
