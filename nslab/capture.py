@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
+from . import threads
 from .errors import NotFoundError, UsageError
 from .kernel.packet import DEFAULT_SNAPLEN, PacketSocket, RawPacket, compile_filter
 
@@ -255,8 +256,8 @@ class Capture:
             raise UsageError(f"cannot write capture file {self.write_to!r}: {exc.strerror}",
                              "give a writable path to -w") from None
         self.started = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name=f"nslab-capture-{self.node}-{self.iface}",
-                                        daemon=True)
+        self._thread = threads.Thread(target=self._loop, name=f"nslab-capture-{self.node}-{self.iface}",
+                                      daemon=True)
         self._thread.start()
         return self
 

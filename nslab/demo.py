@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from . import probe
+from . import probe, threads
 from .errors import UsageError
 from .ifconfig import format_all
 from .kernel import netns as _netns
 from .namespace import Namespace
-from .shield import run_cleanup
+from .shield import run_cleanup, shielded
 
 DEMO_NS = "nslab-demo"
 DEMO_LAB = "nslabdemo"
@@ -49,8 +49,11 @@ class Narrator:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM cleans up like Ctrl-C does (only in the main thread, where Python delivers signals)."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGTERM cleans up like Ctrl-C does (only in the main thread, where Python delivers signals), unless
+    the program has a SIGTERM handler of its own (the CLI's does the same, with its own exit status)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) not in (
+        signal.SIG_DFL, None
+    ):
         yield
         return
 
@@ -66,15 +69,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
     n = Narrator(out)
-    if _netns.exists(name):
+    if _netns.exists(name) or _netns.stale(name):
         raise UsageError(f"namespace {name!r} already exists", f"delete it with 'nslab ns del {name}' first")
+    stop = threading.Event()
+    listener: threading.Thread | None = None
+    ns: Namespace | None = None
+
+    def clean_up() -> None:
+        stop.set()
+        if listener is not None:
+            listener.join(3)
+        if ns is None:
+            return  # interrupted before the namespace existed: nothing to remove
+        n.title("Clean up")
+        n.cmd(f"nslab ns del {name}")
+        if _netns.exists(name):
+            ns.delete()
+        n.say("Done: the namespace and everything in it are gone.")
+
     with _sigterm_as_interrupt():
-        n.title("A network namespace is a separate room with its own networking")
-        n.cmd(f"nslab ns add {name}")
-        ns = Namespace.create(name)
-        stop = threading.Event()
-        listener: threading.Thread | None = None
         try:
+            n.title("A network namespace is a separate room with its own networking")
+            n.cmd(f"nslab ns add {name}")
+            with shielded():  # a signal held during the create is raised once `ns` is set, so it is cleaned up
+                ns = Namespace.create(name)
             n.cmd(f"nslab -n {name} ifconfig")
             n.block(format_all(ns.links()))
             n.say("Nothing: ifconfig lists interfaces that are up, and in a fresh namespace none is.")
@@ -109,17 +127,6 @@ def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
             n.cmd(f"nslab -n {name} ifconfig")
             n.block(format_all(ns.links()))
         finally:
-
-            def clean_up() -> None:
-                stop.set()
-                if listener is not None:
-                    listener.join(3)
-                n.title("Clean up")
-                n.cmd(f"nslab ns del {name}")
-                if _netns.exists(name):
-                    ns.delete()
-                n.say("Done: the namespace and everything in it are gone.")
-
             run_cleanup(clean_up)  # a second Ctrl-C must not leave the namespace behind
 
 
@@ -129,9 +136,7 @@ def _start_listener(name: str, ready: threading.Event, stop: threading.Event,
         with contextlib.suppress(Exception):
             probe.listen(PORT, out=out, ready=ready, stop=stop, answer_http=True, netns=name)
 
-    t = threading.Thread(target=run, name="nslab-demo-listener", daemon=True)
-    t.start()
-    return t
+    return threads.start(run, "nslab-demo-listener")
 
 
 def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import threads
 from .errors import NslabError, UsageError
 from .kernel.netns import run_in_netns
 
@@ -124,7 +125,7 @@ def _socket_in(netns: str, kind: int, server: bool) -> socket.socket:
     return run_in_netns(netns, make)
 
 
-class _Thread(threading.Thread):
+class _Thread(threads.Thread):
     """A worker whose exception is kept for the caller."""
 
     def __init__(self, name: str, target: Any) -> None:

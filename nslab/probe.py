@@ -283,7 +283,7 @@ def reason_for(err: BaseException, timeout: float) -> tuple[str, int | None]:
     return str(err) or type(err).__name__, None
 
 
-def _hint(host: str, num: int | None, netns: str | None) -> str | None:
+def hint_for(host: str, num: int | None, netns: str | None) -> str | None:
     if num not in (errno_mod.ENETUNREACH, errno_mod.EADDRNOTAVAIL):
         return None
     try:
@@ -332,7 +332,7 @@ def _connect_tcp(
     def fail(err: BaseException) -> tuple[None, ProbeResult]:
         reason, num = reason_for(err, timeout)
         elapsed = (time.monotonic() - start) * 1000
-        return None, ProbeResult(False, reason, elapsed, num, target, "tcp", _hint(host, num, netns))
+        return None, ProbeResult(False, reason, elapsed, num, target, "tcp", hint_for(host, num, netns))
 
     try:
         socks = _open_sockets(host, port, socket.SOCK_STREAM, netns)
@@ -364,7 +364,7 @@ def _probe_udp(host: str, port: int, timeout: float, netns: str | None) -> Probe
 
     def result(ok: bool, reason: str, num: int | None) -> ProbeResult:
         elapsed = (time.monotonic() - start) * 1000
-        return ProbeResult(ok, reason, elapsed, num, target, "udp", _hint(host, num, netns))
+        return ProbeResult(ok, reason, elapsed, num, target, "udp", hint_for(host, num, netns))
 
     try:
         socks = _open_sockets(host, port, socket.SOCK_DGRAM, netns)

@@ -7,6 +7,7 @@ check fails or the run is interrupted. Each check is one item, reported with the
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from .checks import CheckResult, run_check
-from .errors import NslabError
+from .errors import NslabError, PermissionDenied, lab_privilege_problem
 from .lab.lab import Lab
 from .lab.topology import Check, Topology, load_file
 
@@ -47,14 +48,26 @@ class LabFile(pytest.File):
 
     def setup(self) -> None:
         assert self.topology is not None
+        reason = lab_privilege_problem()
+        if reason is not None:  # every check of the file is skipped, with the reason
+            pytest.skip(reason)
         # A fresh lab name: 't' + 6 hex digits fits the 12-character limit and never collides.
         self.topology.name = "t" + secrets.token_hex(3)
         self.lab = Lab(self.topology, str(self.path))
         try:
             self.lab.up()
+        except (PermissionDenied, PermissionError) as exc:
+            self._down_quietly()
+            pytest.skip(f"nslab: cannot bring up {self.path.name} here: {exc}")
         except NslabError as exc:
             self.lab.down()
             pytest.fail(f"nslab: cannot bring up {self.path.name}: {exc}", pytrace=False)
+
+    def _down_quietly(self) -> None:
+        if self.lab is not None:
+            with contextlib.suppress(NslabError, OSError):
+                self.lab.down()
+            self.lab = None
 
     def teardown(self) -> None:
         if self.lab is not None:

@@ -5,11 +5,28 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import CliResult, NetnsFactory, ip, ip_netns_names, ipj, nslab_subprocess, our_netns_names, wait_for
+from conftest import (
+    NSLAB_MAIN,
+    REPO,
+    TESTS,
+    CliResult,
+    NetnsFactory,
+    ip,
+    ip_netns_names,
+    ipj,
+    nslab_subprocess,
+    our_netns_names,
+    wait_for,
+)
 
+from nslab.kernel import bulk
+from nslab.kernel import netns as nslab_netns
 from nslab.namespace import Namespace
 
 pytestmark = pytest.mark.kernel
@@ -249,3 +266,151 @@ def test_open_attaches_without_deleting(netns_factory: NetnsFactory) -> None:
         ns.link("lo").up()
     assert name in ip_netns_names()
     assert "UP" in ipj(name, "link", "show", "lo")[0]["flags"]
+
+
+# ---- nslab's own long-running commands for a namespace live in it ------------------------------------
+def _listener(name: str) -> subprocess.Popen[str]:
+    """`nslab -n NAME probe listen 0` as the README runs it (`... &`), once it listens."""
+    p = subprocess.Popen([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, "-n", name, "probe", "listen", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    assert line.startswith("Listening on 0.0.0.0 "), (line, p.poll())
+    return p
+
+
+def test_probe_listen_in_a_namespace_is_its_process_and_ns_del_ends_it(netns_factory: NetnsFactory,
+                                                                       cli: Cli) -> None:
+    ns = netns_factory()
+    ns.close()
+    p = _listener(ns.name)
+    try:
+        # The oracle: iproute2 sees the listener as a process of the namespace, and so does nslab.
+        assert p.pid in [int(x) for x in ip(None, "netns", "pids", ns.name).stdout.split()]
+        res = cli("--json", "ns", "pids", ns.name)
+        assert res.rc == 0 and p.pid in res.json(), res
+        # Held open by this test, so that its inode number cannot go to a new namespace meanwhile.
+        fd = os.open(f"/run/netns/{ns.name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            res = cli("ns", "del", ns.name)
+            assert res.rc == 0, res.err
+            assert p.wait(timeout=5) == 143  # ended by SIGTERM, through the CLI's ordinary exit path
+            assert p.stderr is not None and p.stderr.read().strip() == "nslab: terminated (SIGTERM)"
+            assert ns.name not in ip_netns_names()
+            # No process has it as its network namespace any more.
+            st = os.fstat(fd)
+            assert [pid for pid in _pids_all() if _netns_of(pid) == (st.st_dev, st.st_ino)] == []
+        finally:
+            os.close(fd)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def _pids_all() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
+
+
+def _netns_of(pid: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def test_in_process_probe_with_n_returns_to_its_own_namespace(netns_factory: NetnsFactory, cli: Cli) -> None:
+    """The CLI called as a function (tests, embedding) must not leave the caller in NS."""
+    ns = netns_factory()
+    home = os.stat("/proc/thread-self/ns/net").st_ino
+    assert cli("-n", ns.name, "probe", "connect", "127.0.0.1", "9").rc == 1
+    assert os.stat("/proc/thread-self/ns/net").st_ino == home
+    with pytest.raises(ZeroDivisionError), nslab_netns.entered(ns.name):
+        assert os.stat("/proc/thread-self/ns/net").st_ino == os.stat(f"/run/netns/{ns.name}").st_ino
+        1 / 0  # noqa: B018
+    assert os.stat("/proc/thread-self/ns/net").st_ino == home
+
+
+def test_probe_connect_hint_names_the_namespace(netns_factory: NetnsFactory, cli: Cli) -> None:
+    ns = netns_factory()
+    res = cli("-n", ns.name, "probe", "connect", "127.0.0.1", "8900")
+    assert res.rc == 1 and f"nslab -n {ns.name} link set lo up" in res.err, res.err
+
+
+# ---- what an interrupt or kill -9 may leave: a name with no namespace mounted on it ----------------------
+def _make_stale(netns_factory: NetnsFactory) -> str:
+    """/run/netns/NAME as a delete cut between its umount and its unlink leaves it (a kill -9 can)."""
+    ns = netns_factory()
+    ns.close()
+    nslab_netns.umount(nslab_netns.path(ns.name))
+    assert nslab_netns.stale(ns.name) and not os.path.ismount(nslab_netns.path(ns.name))
+    return str(ns.name)
+
+
+def test_bulk_delete_removes_a_stale_name_it_was_given(netns_factory: NetnsFactory) -> None:
+    """A lab's rollback retried after such a cut: the name must not stay (it made every later `lab up` of
+    the lab refuse, and `lab down` no longer knew it)."""
+    name = _make_stale(netns_factory)
+    assert bulk.delete([name]) == []
+    assert not os.path.lexists(nslab_netns.path(name))
+
+
+def test_ns_del_removes_a_stale_name_and_ns_add_explains_it(netns_factory: NetnsFactory, cli: Cli) -> None:
+    name = _make_stale(netns_factory)
+    res = cli("ns", "add", name)
+    assert res.rc == 2 and "no namespace is mounted on it" in res.err and f"nslab ns del {name}" in res.err, res.err
+    res = cli("ns", "del", name)
+    assert res.rc == 0 and "leftover" in res.err, res.err
+    assert not os.path.lexists(nslab_netns.path(name))
+    res = cli("ns", "add", name)  # the name is usable again
+    assert res.rc == 0, res.err
+
+
+def test_delete_and_create_are_shielded_from_ctrl_c(netns_factory: NetnsFactory,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT sent to ourselves in the middle of create and of delete: each finishes, then it is raised."""
+    name = netns_factory.reserve()
+
+    def inside() -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # from the door thread, in the middle of the create
+        time.sleep(0.05)
+
+    with pytest.raises(KeyboardInterrupt):
+        nslab_netns.create(name, then=inside)
+    assert name in ip_netns_names()  # whole: the interrupt came after it was done
+    real_umount = nslab_netns.umount
+
+    def umount_then_interrupt(target: str, flags: int = nslab_netns.MNT_DETACH) -> None:
+        real_umount(target, flags)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(nslab_netns, "umount", umount_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        nslab_netns.delete(name)
+    monkeypatch.undo()
+    assert not os.path.lexists(nslab_netns.path(name))  # unlinked too, not left unmounted but present
+
+
+def test_lab_capture_is_a_process_of_its_node_and_lab_down_ends_it() -> None:
+    from conftest import lab_name
+
+    lab = lab_name()
+    up = nslab_subprocess(["lab", "up", "--topo", "single,2", "--name", lab])
+    assert up.returncode == 0, up.stderr
+    p = subprocess.Popen([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, "lab", "capture", lab, "h1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert p.stderr is not None and p.stderr.readline().startswith("capturing on h1:"), p.poll()
+        node = f"{lab}-h1"
+        assert wait_for(lambda: p.pid in [int(x) for x in ip(None, "netns", "pids", node).stdout.split()])
+        down = nslab_subprocess(["lab", "down", lab])
+        assert down.returncode == 0, down.stderr
+        assert p.wait(timeout=5) == 0  # tcpdump-like: SIGTERM ends the capture with its summary
+        assert "packets captured on h1:" in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+        nslab_subprocess(["lab", "down", lab])

@@ -339,3 +339,64 @@ def test_plugin_loads_from_the_command_line() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert "'nslab_lab', 'nslab_lab_module'" in out.stdout
     assert signal.getsignal(signal.SIGTERM) is not None
+
+
+UNPRIVILEGED_TESTS = """
+import pytest
+
+def test_factory(nslab_lab):
+    nslab_lab(topo="single,2")
+
+def test_module_factory(nslab_lab_module):
+    nslab_lab_module(topo="single,2")
+
+@pytest.mark.nslab_topo("single,2")
+def test_marker(lab):
+    pass
+
+def test_plain():
+    pass
+"""
+
+UNPRIVILEGED_CHECKS = """
+name: unpriv
+nodes:
+  h1: {kind: host}
+  h2: {kind: host}
+links:
+  - [h1, h2]
+checks:
+  - reach: [h1, h2]
+  - reach: [h2, h1]
+"""
+
+
+@pytest.mark.parametrize("who", [
+    pytest.param(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"], id="nobody"),
+    pytest.param(["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"], id="root-without-caps"),
+])
+def test_unprivileged_items_skip_with_the_reason(who: list[str]) -> None:
+    """The plugin loads in every pytest run of the environment: without privileges its items skip, saying
+    why, and nothing errors (a traceback from the lab fixture or the checks file would be a defect)."""
+    import shutil
+    import tempfile
+
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    d = tempfile.mkdtemp(prefix="nslab-unpriv-")
+    try:
+        os.chmod(d, 0o777)
+        Path(d, "test_unpriv.py").write_text(UNPRIVILEGED_TESTS)
+        Path(d, "unpriv.lab.yaml").write_text(UNPRIVILEGED_CHECKS)
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", HOME=d,
+                   PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        r = subprocess.run([*who, sys.executable, "-m", "pytest", *PLUGIN, "-p", "no:cacheprovider", "-rs",
+                            "-q", "--rootdir", d, d], capture_output=True, text=True, cwd=d, env=env, timeout=120)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "1 passed, 5 skipped" in out and "error" not in out.lower() and "Traceback" not in out, out
+    reason = "uid 65534" if "--reuid=65534" in who else "runs as root without CAP_SYS_ADMIN and CAP_NET_ADMIN"
+    skips = [ln for ln in out.splitlines() if ln.startswith("SKIPPED")]
+    assert skips and all(reason in ln and "CAP_SYS_ADMIN and CAP_NET_ADMIN" in ln for ln in skips), out

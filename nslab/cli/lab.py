@@ -80,7 +80,11 @@ def down(args: argparse.Namespace) -> int:
             n = cleanup_mod.cleanup(only=args.name)
             print(f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker")
             return 0
-        st.drop_lock(args.name)  # an `up` killed before its first record leaves only its lock file
+        # An `up` killed before its first record leaves its lock file, or cut inside that first save the
+        # record's .tmp: removed under the lock (as drop_lock does), so never while an `up` runs.
+        with st.locked(args.name):
+            if st.load(args.name) is None:
+                st.remove(args.name)
         print(f"lab {args.name}: not up, nothing to do")
         return 0
     bar = Bar()

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..capture import capture, parse_target
+from ..kernel import netns
 from ..lab.lab import Lab
 from .common import checked, file_arg, int_arg, lab_arg, node_arg, verb_parser
 
@@ -41,16 +42,18 @@ def capture_cmd(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
     cap = capture(lab, node, iface, count=count, filter=args.filter, write=args.write)
     live = args.write is None
-    print(f"capturing on {cap.node}:{cap.iface} of lab {lab.name}"
-          + (f", writing {args.write}" if args.write else "") + (f", filter {args.filter!r}" if args.filter else "")
-          + " (Ctrl-C stops)", file=sys.stderr)
     try:
-        if live:
-            for pkt in cap:
-                print(pkt.line(), flush=True)
-        else:
-            cap.start()
-            cap.wait()
+        # A process of the node's namespace while it captures, so that `lab down` ends it.
+        with netns.entered(cap.netns):
+            cap.start()  # the line below is printed once packets are being captured
+            print(f"capturing on {cap.node}:{cap.iface} of lab {lab.name}"
+                  + (f", writing {args.write}" if args.write else "")
+                  + (f", filter {args.filter!r}" if args.filter else "") + " (Ctrl-C stops)", file=sys.stderr)
+            if live:
+                for pkt in cap:
+                    print(pkt.line(), flush=True)
+            else:
+                cap.wait()
     except KeyboardInterrupt:
         pass
     finally:

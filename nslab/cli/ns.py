@@ -45,9 +45,16 @@ def add(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     for name in args.names:  # check them all first: nothing half-done on a typo
-        if not netns.exists(check_netns_name(name)):
+        check_netns_name(name)
+        if not netns.exists(name) and not netns.stale(name):
             raise NotFoundError(f"namespace {name!r} does not exist", "see 'nslab ns list' for the names")
     for name in args.names:
+        if netns.stale(name):
+            # What a create or delete killed half-way leaves (`ip netns del` removes it too).
+            netns.delete(name)
+            print(f"ns del: removed {netns.path(name)}, a leftover file with no namespace mounted on it",
+                  file=sys.stderr)
+            continue
         if not args.no_kill:
             kill_pids(netns.pids(name))
         netns.delete(name)

@@ -6,10 +6,13 @@ Exit status: 0 reachable / a response came back; 1 unreachable, no response; 2 b
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import sys
 from typing import Any
 
 from .. import probe
+from ..names import check_netns_name
 from .common import checked, seconds_arg
 from .main import add_globals, emit_json
 
@@ -75,20 +78,31 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
+def _inside(args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """With -n NS, this process moves into NS for the probe: a listener then is a process of NS, so
+    `nslab ns pids NS` lists it and `nslab ns del NS` ends it; names resolve and sockets open in NS."""
+    name = getattr(args, "netns", None)
+    if name is None:
+        return contextlib.nullcontext()
+    from ..kernel import netns
+
+    return netns.entered(check_netns_name(name))
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     port = probe.check_port(args.port, allow_zero=True)
     as_json = bool(getattr(args, "json", False))
-    probe.listen(
-        port,
-        udp=args.udp,
-        once=args.once,
-        host=args.host,
-        out=(lambda _text: None) if as_json else _say,
-        answer_http=args.http,
-        echo=args.echo,
-        events=emit_json_flush if as_json else None,
-        netns=getattr(args, "netns", None),
-    )
+    with _inside(args):
+        probe.listen(
+            port,
+            udp=args.udp,
+            once=args.once,
+            host=args.host,
+            out=(lambda _text: None) if as_json else _say,
+            answer_http=args.http,
+            echo=args.echo,
+            events=emit_json_flush if as_json else None,
+        )
     return 0
 
 
@@ -99,9 +113,12 @@ def emit_json_flush(data: object) -> None:
 
 def cmd_connect(args: argparse.Namespace) -> int:
     port = probe.check_port(args.port)
-    res = probe.connect(
-        args.host, port, udp=args.udp, timeout=args.timeout, netns=getattr(args, "netns", None)
-    )
+    probe.check_host(args.host)
+    probe.check_timeout(args.timeout)
+    with _inside(args):
+        res = probe.connect(args.host, port, udp=args.udp, timeout=args.timeout)
+    if res.hint and getattr(args, "netns", None):  # the fix is a command for that namespace
+        res = dataclasses.replace(res, hint=probe.hint_for(args.host, res.errno, args.netns))
     if getattr(args, "json", False):
         emit_json(res.to_json())
     elif res.ok:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..errors import NslabError
+from ..errors import NslabError, PermissionDenied
+from ..shield import shielded
 from . import netns, procs, sysctl
 from .netlink import NetlinkSocket
 from .rtnl import Request, Rtnl
@@ -81,36 +82,46 @@ def lo_alias(name: str) -> str | None:
     try:
         with Rtnl.open(name) as r:
             return r.link("lo").alias
+    except PermissionDenied:
+        raise  # "no marker" would be a wrong answer: cleanup would think the namespace is not ours
     except NslabError:
         return None
 
 
 def remove_stale(names: Iterable[str]) -> int:
-    """Unlink names in /run/netns that are plain files with no namespace mounted on them."""
+    """Unlink names in /run/netns that are empty files with no namespace mounted on them (callers pass only
+    names that are theirs: created by them with O_EXCL, or recorded in their intent log)."""
     removed = 0
     for n in names:
-        p = netns.path(n)
-        if os.path.lexists(p) and not netns.exists(n):
+        if netns.stale(n):
             try:
-                if os.stat(p).st_size == 0:
-                    os.unlink(p)
-                    removed += 1
-            except OSError:
+                os.unlink(netns.path(n))
+                removed += 1
+            except FileNotFoundError:
                 continue
     return removed
 
 
 def delete(names: Iterable[str], kill: bool = True) -> list[str]:
-    """Kill what runs in the namespaces (one /proc walk for all), then delete them. Returns the deleted."""
+    """Kill what runs in the namespaces (one /proc walk for all), then delete them. Returns the deleted.
+
+    Names given must be the caller's (proven by marker, or made by this process). A name left as a stale
+    file (a delete cut short by kill -9) is removed too, so a retry always finishes the job."""
+    names = list(names)
     existing = [n for n in names if netns.exists(n)]
     if kill:
         inodes = [i for i in (procs.netns_inode(netns.path(n)) for n in existing) if i is not None]
         procs.terminate(procs.pids_in(inodes))
     done = []
-    for n in existing:
-        try:
-            netns.delete(n)
-            done.append(n)
-        except NslabError:
-            continue
+    with shielded():  # no name left unmounted but present, whatever Ctrl-C does
+        for n in existing:
+            try:
+                netns.delete(n)
+                done.append(n)
+            except PermissionDenied:
+                raise
+            except NslabError:
+                continue
+        gone = set(done)
+        remove_stale(n for n in names if n not in gone)
     return done

@@ -7,6 +7,7 @@ dedicated "door" thread (never the main thread, where a signal between two setns
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -14,12 +15,14 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import TypeVar
 
-from ..errors import ExistsError, KernelError, NotFoundError, PermissionDenied
+from .. import threads
+from ..errors import ExistsError, KernelError, NotFoundError, PermissionDenied, path_error, privilege_error
 from ..names import check_netns_name
+from ..shield import shielded
 
 T = TypeVar("T")
 
@@ -47,8 +50,14 @@ def _check(ret: int, what: str) -> None:
         raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
-    _check(_libc.setns(fd, nstype), "setns")
+def setns(fd: int, nstype: int = CLONE_NEWNET, name: str | None = None) -> None:
+    """Move the calling thread into the namespace of fd (NAME only for the message)."""
+    if _libc.setns(fd, nstype) != 0:
+        code = ctypes.get_errno()
+        if code == errno.EPERM:
+            raise privilege_error(f"cannot enter namespace {name!r}" if name else "cannot enter a namespace",
+                                  ("CAP_SYS_ADMIN",))
+        raise OSError(code, f"setns: {os.strerror(code)}")
 
 
 def unshare(flags: int) -> None:
@@ -71,13 +80,10 @@ def path(name: str) -> str:
 
 
 def _privilege_error(what: str) -> PermissionDenied:
-    return PermissionDenied(
-        f"{what}: permission denied (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)",
-        "run as root, for example with sudo",
-    )
+    return privilege_error(what, ("CAP_SYS_ADMIN",))
 
 
-class _Door(threading.Thread):
+class _Door(threads.Thread):
     """The thread that enters namespaces. It always returns to the namespace it started in."""
 
     def __init__(self) -> None:
@@ -99,7 +105,7 @@ class _Door(threading.Thread):
     def go_home(self) -> None:
         try:
             setns(self.home)
-        except OSError:
+        except Exception:
             # A thread stranded in a foreign namespace would silently configure the wrong one.
             os._exit(70)
 
@@ -148,8 +154,10 @@ def _ensure_run_dir() -> None:
         return
     try:
         os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
-    except PermissionError as exc:
-        raise _privilege_error(f"cannot create {NETNS_RUN_DIR}") from exc
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise path_error(f"cannot create {NETNS_RUN_DIR}", exc) from None
+        raise
     dfd = os.open(NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(dfd, fcntl.LOCK_EX)
@@ -173,43 +181,61 @@ def _ensure_run_dir() -> None:
 
 def create(name: str, then: Callable[[], T] | None = None, via: _Door | None = None) -> T | None:
     """Create namespace NAME; run `then` inside it (e.g. open a netlink socket, set a marker) before
-    the name is mounted: a namespace is visible under /run/netns only once `then` succeeded."""
+    the name is mounted: a namespace is visible under /run/netns only once `then` succeeded.
+
+    Shielded from SIGINT/SIGTERM (nslab.shield): the file, the namespace and its mount appear together
+    or not at all. Only kill -9 can stop it half-way, leaving an empty file that is no mount (`stale`),
+    which `delete` and a lab's `down` remove.
+    """
     target = path(name)
-    _ensure_run_dir()
-    try:
-        fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
-    except FileExistsError:
-        raise ExistsError(
-            f"namespace {name!r} already exists",
-            f"choose another name, or delete it first with 'nslab ns del {name}'",
-        ) from None
-    except PermissionError as exc:
-        raise _privilege_error(f"cannot create namespace {name!r}") from exc
-    os.close(fd)
-    d = via or door()
-
-    def inside() -> T | None:
+    with shielded():
+        _ensure_run_dir()
         try:
-            unshare(CLONE_NEWNET)
+            fd = os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
+        except FileExistsError:
+            if stale(name):
+                raise ExistsError(
+                    f"cannot create namespace {name!r}: {target} exists but no namespace is mounted on it "
+                    "(left by a create that was killed)",
+                    f"remove it with 'nslab ns del {name}' (or 'ip netns del {name}'), then create it again",
+                ) from None
+            raise ExistsError(
+                f"namespace {name!r} already exists",
+                f"choose another name, or delete it first with 'nslab ns del {name}'",
+            ) from None
         except OSError as exc:
-            if exc.errno == errno.EPERM:
-                raise _privilege_error(f"cannot create namespace {name!r}") from exc
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise path_error(f"cannot create namespace {name!r}", exc) from None
             raise
-        try:
-            result = then() if then is not None else None
-            mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
-            return result
-        finally:
-            d.go_home()
+        os.close(fd)
+        d = via or door()
 
-    try:
-        return d.call(inside)
-    except BaseException:
-        _remove_path(target)
-        raise
+        def inside() -> T | None:
+            try:
+                unshare(CLONE_NEWNET)
+            except OSError as exc:
+                if exc.errno == errno.EPERM:
+                    raise _privilege_error(f"cannot create namespace {name!r}") from None
+                raise
+            try:
+                result = then() if then is not None else None
+                mount("/proc/thread-self/ns/net", target, "none", MS_BIND)
+                return result
+            finally:
+                d.go_home()
+
+        try:
+            # The door finishes the job before this returns or raises (nothing interrupts the wait: the
+            # shield here, and no KeyboardInterrupt outside the main thread), so the removal below never
+            # races a mount still to come.
+            return d.call(inside)
+        except BaseException:
+            _remove_path(target)
+            raise
 
 
 def _remove_path(target: str) -> None:
+    """Unmount (if mounted) and unlink TARGET; each step is idempotent, so a retry finishes the job."""
     try:
         umount(target)
     except OSError:
@@ -220,23 +246,41 @@ def _remove_path(target: str) -> None:
         pass
 
 
+def stale(name: str) -> bool:
+    """Whether /run/netns/NAME is an empty regular file with no namespace mounted on it (what a create or
+    a delete killed half-way leaves; `ip netns del` removes such files too)."""
+    p = path(name)
+    try:
+        st = os.lstat(p)
+        return stat.S_ISREG(st.st_mode) and st.st_size == 0 and not _is_nsfs(p)
+    except OSError:
+        return False
+
+
 def delete(name: str) -> None:
-    """Unmount and unlink /run/netns/NAME (as `ip netns del`). The kernel frees the namespace, and the
-    devices in it, once nothing else holds it: kill its processes first (see `pids`)."""
+    """Unmount and unlink /run/netns/NAME (as `ip netns del`, which also removes a stale file). The kernel
+    frees the namespace, and the devices in it, once nothing else holds it: kill its processes first (see
+    `pids`). Shielded from SIGINT/SIGTERM: an interrupt never leaves the name unmounted but present."""
     target = path(name)
     if not os.path.lexists(target):
         raise NotFoundError(f"namespace {name!r} does not exist", "see 'nslab ns list' for the names")
-    try:
-        umount(target)
-    except OSError as exc:
-        if exc.errno == errno.EPERM:
-            raise _privilege_error(f"cannot delete namespace {name!r}") from exc
-        if exc.errno != errno.EINVAL:  # EINVAL: a stale file that is no mount; unlink it anyway
-            raise KernelError(f"cannot unmount {target}: {exc.strerror}", exc.errno or 0) from exc
-    try:
-        os.unlink(target)
-    except FileNotFoundError:
-        pass
+    with shielded():
+        try:
+            umount(target)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                raise _privilege_error(f"cannot delete namespace {name!r}") from None
+            # EINVAL: a stale file that is no mount; ENOENT: someone else just removed it.
+            if exc.errno not in (errno.EINVAL, errno.ENOENT):
+                raise KernelError(f"cannot unmount {target}: {exc.strerror}", exc.errno or 0) from exc
+        try:
+            os.unlink(target)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise path_error(f"cannot delete namespace {name!r}", exc) from None
+            raise
 
 
 def exists(name: str) -> bool:
@@ -294,7 +338,7 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
 
     def inside() -> None:
         try:
-            setns(fd)
+            setns(fd, name=name)
         except BaseException as exc:
             err.append(exc)
             return
@@ -304,7 +348,7 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
             err.append(exc)
         # The thread ends here, and its namespace membership with it: no way back is needed.
 
-    thread = threading.Thread(target=inside, name=f"nslab-in-{name}", daemon=True)
+    thread = threads.Thread(target=inside, name=f"nslab-in-{name}", daemon=True)
     try:
         thread.start()
         while thread.is_alive():
@@ -316,6 +360,34 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
     return box[0]
 
 
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """The calling process (its main thread) inside namespace NAME while the block runs, then back home.
+
+    The CLI runs its long-running commands for NAME (a listener, a capture) in here, so that they are
+    processes of NAME: `ns pids NAME` lists them, `ns del NAME` and `lab down` end them. Threads started
+    meanwhile are born in NAME. If the way back fails, the process exits (code 70): a main thread stuck
+    in a foreign namespace would silently act on the wrong one.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("netns.entered: only the main thread can move the process")
+    fd = open_fd(name)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd, name=name)
+        yield
+    finally:
+        # Compared, not flagged: an interrupt right after the setns must not leave us in NAME either.
+        try:
+            if os.stat("/proc/thread-self/ns/net").st_ino != os.fstat(home).st_ino:
+                setns(home)
+        except Exception:
+            os._exit(70)
+        finally:
+            os.close(home)
+            os.close(fd)
+
+
 def inode(name: str) -> tuple[int, int]:
     st = os.stat(path(name))
     return st.st_dev, st.st_ino
@@ -325,4 +397,4 @@ def pids(name: str) -> list[int]:
     """Processes whose network namespace is NAME (walks /proc, as `ip netns pids`)."""
     from .procs import pids_in
 
-    return sorted(pids_in([inode(name)]))
+    return sorted(pids_in([inode(name)], f"namespace {name!r}"))

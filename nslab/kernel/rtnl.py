@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import ExistsError, KernelError, NotFoundError, NslabError, PermissionDenied, UsageError
+from ..errors import ExistsError, KernelError, NotFoundError, NslabError, UsageError, privilege_error
 from ..model import Address, Link, Route, Stats, Stats64
 from ..names import check_ifname
 from . import netns
@@ -311,7 +311,7 @@ def error_for(req: Request, exc: NetlinkError, netns_name: str | None) -> NslabE
     if exc.code == errno.EEXIST:
         return ExistsError(text, f"{req.subject or 'it'} already exists; pick another name or delete it first")
     if exc.code in (errno.EPERM, errno.EACCES):
-        return PermissionDenied(text, "run as root (CAP_NET_ADMIN is needed)")
+        return privilege_error(f"{req.what}{where}", ("CAP_NET_ADMIN",))
     if exc.code == errno.ENODEV:
         return NotFoundError(text, "check the device name with 'nslab link show'")
     if exc.code == errno.EOPNOTSUPP and req.kind == RTM_NEWLINK and req.flags & NLM_F_CREATE:
@@ -335,7 +335,7 @@ class Rtnl:
             d = netns_mod.door()
 
             def inside() -> NetlinkSocket:
-                netns_mod.setns(fd)
+                netns_mod.setns(fd, name=netns)
                 try:
                     return NetlinkSocket()
                 finally:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from .. import threads
 from . import netns
 
 T = TypeVar("T")
@@ -36,7 +36,7 @@ class ParkedThread:
 
         def main() -> None:
             try:
-                netns.setns(fd)
+                netns.setns(fd, name=name)
             except BaseException as exc:
                 started.set_exception(exc)
                 return
@@ -50,7 +50,7 @@ class ParkedThread:
                 except BaseException as exc:
                     fut.set_exception(exc)
 
-        self._thread = threading.Thread(target=main, name=f"nslab-parked-{name}", daemon=True)
+        self._thread = threads.Thread(target=main, name=f"nslab-parked-{name}", daemon=True)
         self._thread.start()
         started.result()
 
@@ -60,7 +60,13 @@ class ParkedThread:
         return fut.result()
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
-        return self.call(lambda: subprocess.Popen(list(argv), **kwargs))
+        def spawn() -> subprocess.Popen[Any]:
+            # The child inherits this thread's signal mask across exec: open SIGINT/SIGTERM for the fork
+            # only, so that the program can be stopped (and Ctrl-C'd) like any other.
+            with threads.signals_unblocked():
+                return subprocess.Popen(list(argv), **kwargs)
+
+        return self.call(spawn)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -86,7 +92,7 @@ def enter_full(name: str) -> None:
     setns, a private mount namespace, a fresh /sys for the namespace, /etc/netns/NAME/* over /etc."""
     fd = netns.open_fd(name)
     try:
-        netns.setns(fd)
+        netns.setns(fd, name=name)
     finally:
         os.close(fd)
     netns.unshare(netns.CLONE_NEWNS)

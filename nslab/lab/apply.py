@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .. import threads
 from ..errors import NslabError
 from ..kernel import bulk, netns
 from ..kernel.netns import doors
@@ -82,7 +82,6 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
     running = [0]
 
     def work(door: netns._Door) -> None:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             while True:
                 with cond:
@@ -112,10 +111,10 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
                 running[0] -= 1
                 cond.notify_all()
 
-    threads = [threading.Thread(target=work, args=(d,), name="nslab-up", daemon=True) for d in workers]
-    started: list[threading.Thread] = []
+    workers_ = [threads.Thread(target=work, args=(d,), name="nslab-up", daemon=True) for d in workers]
+    started: list[threads.Thread] = []
     try:
-        for t in threads:
+        for t in workers_:
             with cond:
                 running[0] += 1
             started.append(t)

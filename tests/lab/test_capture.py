@@ -297,7 +297,7 @@ def test_api_bad_input(lab: Lab) -> None:
 @needs_tshark
 def test_cli_count_live_and_write(lab: Lab, tmp_path: Path) -> None:
     proc = cli_popen(["lab", "capture", lab.name, "h3", "--count", "2", "--filter", "icmp"])
-    time.sleep(1.0)  # the child has opened its socket
+    assert proc.stderr is not None and proc.stderr.readline().startswith("capturing on")  # its socket is open
     ping(lab, "h3", "h1", 1)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -308,7 +308,7 @@ def test_cli_count_live_and_write(lab: Lab, tmp_path: Path) -> None:
 
     path = tmp_path / "cli.pcap"
     proc = cli_popen(["lab", "capture", lab.name, "h3:eth0", "-w", str(path)])
-    time.sleep(1.0)
+    assert proc.stderr is not None and proc.stderr.readline().startswith("capturing on")
     ping(lab, "h3", "h2", 2)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)  # Ctrl-C: stops cleanly, the file is complete, exit 0

@@ -1,0 +1,192 @@
+"""Missing privileges: the message names the operation and what is missing, never a wrong answer.
+
+Run for real as root without capabilities (`setpriv --inh-caps=-all --bounding-set=-all`: uid 0, no
+CapEff), as an unprivileged user (`setpriv --reuid=65534`: nobody), and with /run read-only (a private
+mount namespace, `unshare -m`). A root that lacks a capability is never told to use sudo.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, NetnsFactory, is_root, lab_name
+
+from nslab import errors
+
+CAPLESS_ROOT = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"]
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+ENV = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+
+
+def as_user(prefix: list[str], *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=ENV)
+
+
+# ---- the messages, without the kernel ----------------------------------------------------------------
+def _pretend(monkeypatch: pytest.MonkeyPatch, uid: int, caps: set[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: uid)
+    monkeypatch.setattr(errors, "effective_capabilities", lambda: caps)
+
+
+def test_root_without_the_capability_is_not_told_to_use_sudo(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend(monkeypatch, 0, {"CAP_NET_ADMIN"})
+    e = errors.privilege_error("cannot create namespace 'x'", ("CAP_SYS_ADMIN",))
+    text = str(e)
+    assert text.startswith("cannot create namespace 'x': permission denied: it needs CAP_SYS_ADMIN")
+    assert "runs as root but without CAP_SYS_ADMIN" in text and "--cap-add SYS_ADMIN" in text
+    assert "sudo" not in text and e.exit_code == 2
+
+
+def test_a_user_is_told_to_run_as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend(monkeypatch, 1000, set())
+    text = str(errors.privilege_error("cannot enter namespace 'x'", ("CAP_SYS_ADMIN",)))
+    assert "needs CAP_SYS_ADMIN" in text and "uid 1000" in text and "sudo" in text
+
+
+def test_refused_despite_the_capability_points_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend(monkeypatch, 0, {"CAP_DAC_OVERRIDE", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"})
+    text = str(errors.privilege_error("cannot create veth 'v0'", ("CAP_NET_ADMIN",)))
+    assert "although this process has CAP_NET_ADMIN" in text and "sudo" not in text
+
+
+def test_unwritable_and_read_only_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend(monkeypatch, 65534, set())
+    e = errors.path_error("lab up", PermissionError(13, "Permission denied", "/run/nslab/labs/x.lock"))
+    assert "/run/nslab/labs/x.lock is not writable by uid 65534" in str(e) and "sudo" in str(e)
+    _pretend(monkeypatch, 0, {"CAP_DAC_OVERRIDE", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"})
+    e = errors.path_error("ns add", OSError(30, "Read-only file system", "/run/netns/x"))
+    assert "/run/netns/x is on a read-only file system" in str(e) and "writable /run" in str(e)
+    assert "sudo" not in str(e)
+
+
+def test_lab_privilege_problem_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    _pretend(monkeypatch, 65534, set())
+    assert errors.lab_privilege_problem() == ("nslab labs need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); "
+                                       "this process runs as uid 65534")
+    _pretend(monkeypatch, 0, {"CAP_NET_ADMIN"})
+    problem = errors.lab_privilege_problem()
+    assert problem is not None and "root without CAP_SYS_ADMIN" in problem and "sudo" not in problem
+
+
+def test_effective_capabilities_reads_this_process() -> None:
+    with open("/proc/self/status") as f:
+        eff = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapEff:"))
+    assert ("CAP_SYS_ADMIN" in errors.effective_capabilities()) == bool(eff >> 21 & 1)
+
+
+# ---- for real -------------------------------------------------------------------------------------------
+@pytest.fixture
+def target(netns_factory: NetnsFactory) -> Iterator[str]:
+    """A namespace with a process in it (so that `ns pids` has something to find)."""
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    ns = netns_factory()
+    proc = ns.popen(["sleep", "60"])
+    ns.close()
+    try:
+        yield str(ns.name)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _commands(ns: str, lab: str) -> list[tuple[list[str], str, str]]:
+    """(argv, the operation the message must start with, a capability it must name)."""
+    return [
+        (["ns", "add", f"{ns}-new"], "ns add", "CAP_SYS_ADMIN"),
+        (["ns", "del", ns], "ns del", "CAP_"),
+        (["ns", "pids", ns], "ns pids", "CAP_SYS_PTRACE"),
+        (["ns", "exec", ns, "--", "true"], "ns exec", "CAP_SYS_ADMIN"),
+        (["-n", ns, "link", "show"], "link show", "CAP_SYS_ADMIN"),
+        (["-n", ns, "link", "add", "v0", "type", "veth", "peer", "v1"], "link add", "CAP_SYS_ADMIN"),
+        (["-n", ns, "probe", "connect", "127.0.0.1", "9"], "probe connect", "CAP_SYS_ADMIN"),
+        (["-n", ns, "probe", "listen", "0", "--once"], "probe listen", "CAP_SYS_ADMIN"),
+        (["lab", "up", "--topo", "single,2", "--name", lab], "lab up", ""),
+        (["lab", "down", lab], "lab down", ""),
+    ]
+
+
+@pytest.mark.kernel
+def test_root_without_capabilities_gets_what_is_missing_and_no_sudo(target: str) -> None:
+    lab = lab_name()
+    for argv, op, cap in _commands(target, lab):
+        r = as_user(CAPLESS_ROOT, *argv)
+        msg = f"{argv}: rc {r.returncode}\n{r.stderr}"
+        if argv[:2] == ["lab", "down"] and r.returncode == 0:
+            continue  # nothing of that lab exists: nothing to refuse (checked below)
+        assert r.returncode == 2 and r.stdout == "", msg
+        assert r.stderr.startswith(f"nslab: {op}: "), msg
+        assert cap in r.stderr and "as root but without" in r.stderr, msg
+        assert "sudo" not in r.stderr and "Traceback" not in r.stderr, msg
+    _assert_untouched(target, lab)
+
+
+@pytest.mark.kernel
+def test_unprivileged_user_gets_what_is_missing(target: str) -> None:
+    lab = lab_name()
+    for argv, op, cap in _commands(target, lab):
+        r = as_user(NOBODY, *argv)
+        msg = f"{argv}: rc {r.returncode}\n{r.stderr}"
+        assert r.returncode == 2 and r.stdout == "", msg
+        assert r.stderr.startswith(f"nslab: {op}: "), msg
+        assert cap in r.stderr and "uid 65534" in r.stderr and "sudo" in r.stderr, msg
+        assert "Traceback" not in r.stderr, msg
+    _assert_untouched(target, lab)
+
+
+def _assert_untouched(ns: str, lab: str) -> None:
+    assert os.path.ismount(f"/run/netns/{ns}")
+    assert not os.path.lexists(f"/run/netns/{ns}-new")
+    assert not [e for e in os.listdir("/run/netns") if e.startswith(f"{lab}-")]
+    labs = "/run/nslab/labs"
+    assert not [e for e in (os.listdir(labs) if os.path.isdir(labs) else []) if e.startswith(f"{lab}.")]
+
+
+@pytest.mark.kernel
+def test_no_wrong_answers_when_unprivileged(target: str) -> None:
+    """`ns pids` must not print an empty list, nor `probe connect` blame a firewall."""
+    for who in (NOBODY, CAPLESS_ROOT):
+        r = as_user(who, "--json", "ns", "pids", target)
+        assert r.returncode == 2 and r.stdout == "" and "CAP_SYS_PTRACE" in r.stderr, r
+        r = as_user(who, "-n", target, "probe", "connect", "127.0.0.1", "9")
+        assert r.returncode == 2 and "firewall" not in r.stderr and "CAP_SYS_ADMIN" in r.stderr, r
+
+
+@pytest.mark.kernel
+def test_read_only_run_is_named(netns_factory: NetnsFactory) -> None:
+    """/run read-only (in a private mount namespace of the child only): say so, and what nslab keeps there."""
+    if not is_root() or not shutil.which("unshare"):
+        pytest.skip(ROOT_REASON)
+    name, lab = netns_factory.reserve(), lab_name()
+    script = ("mount --bind /run /run && mount -o remount,bind,ro /run && "
+              f'"$@" ns add {name}; echo "rc=$?" >&2; "$@" lab up --topo single,2 --name {lab}; echo "rc=$?" >&2')
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                        sys.executable, "-c", NSLAB_MAIN, REPO, TESTS], capture_output=True, text=True,
+                       timeout=60, cwd=REPO, env=ENV)
+    lines = r.stderr.splitlines()
+    assert lines.count("rc=2") == 2, r.stderr
+    assert f"nslab: ns add: cannot create namespace '{name}': /run/netns/{name} is on a read-only file system" \
+        in r.stderr, r.stderr
+    assert "nslab: lab up: " in r.stderr and "read-only file system" in r.stderr, r.stderr
+    assert "needs a writable /run" in r.stderr and "Traceback" not in r.stderr and "sudo" not in r.stderr
+    assert not os.path.lexists(f"/run/netns/{name}")
+
+
+@pytest.mark.kernel
+def test_root_without_cap_net_admin_is_named_and_lab_up_rolls_back(target: str) -> None:
+    """CAP_SYS_ADMIN kept, CAP_NET_ADMIN dropped: namespaces can be made, not configured."""
+    no_net_admin = ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-net_admin"]
+    r = as_user(no_net_admin, "-n", target, "link", "add", "v0", "type", "veth", "peer", "v1")
+    assert r.returncode == 2 and r.stderr.startswith(f"nslab: link add: cannot create veth 'v0' in namespace "
+                                                     f"'{target}': permission denied: it needs CAP_NET_ADMIN"), r
+    assert "as root but without CAP_NET_ADMIN" in r.stderr and "sudo" not in r.stderr, r
+    lab = lab_name()
+    r = as_user(no_net_admin, "lab", "up", "--topo", "single,3", "--name", lab)
+    assert r.returncode == 2 and r.stderr.startswith("nslab: lab up: ") and "CAP_NET_ADMIN" in r.stderr, r
+    _assert_untouched(target, lab)  # what the refused up had created is gone
