@@ -111,7 +111,8 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
                 running[0] -= 1
                 cond.notify_all()
 
-    workers_ = [threads.Thread(target=work, args=(d,), name="nslab-up", daemon=True) for d in workers]
+    workers_ = [threads.Thread(target=work, args=(d,), name=f"nslab-up_{i}", daemon=True)
+                for i, d in enumerate(workers)]
     started: list[threads.Thread] = []
     try:
         for t in workers_:

@@ -73,7 +73,7 @@ def lab() -> Iterator[Lab]:
     lab = Lab.topo("single", 3, name=name)
     try:
         lab.up()
-        lab["h3"].run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "50mbit", "burst", "32kbit",
+        lab["h3"].run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "50mbit", "burst", "256kbit",
                        "latency", "50ms"], check=True, capture_output=True)
         for a in ("h1", "h3"):
             lab[a].run(["ping", "-c1", "-W2", "h2"], check=True, capture_output=True)
