@@ -60,10 +60,11 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=23" >/dev/null
+# The library's dependencies are ranges (pyproject.toml); the test environment is pinned (constraints.txt).
 if [ "$dev" = 1 ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 else
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e .
 fi
 if [ "$dev" = 1 ] && ! command -v etcd >/dev/null && [ ! -x .cache/etcd/usr/bin/etcd ]; then
   # A real distributed program nobody here wrote, for the partition tests: Debian's etcd 3.4,
