@@ -44,10 +44,6 @@ def inode(name: str) -> tuple[int, int] | None:
     return procs.netns_inode(netns.path(name))
 
 
-def open_all(names: Iterable[str]) -> dict[str, Rtnl]:
-    return {n: Rtnl.open(n) for n in names}
-
-
 def send(sockets: Mapping[str, Rtnl], requests: Mapping[str, Sequence[Request]],
          done: list[tuple[str, Request]] | None = None) -> None:
     """Send each namespace's requests as one batch; raise the first failure (after all were sent).
