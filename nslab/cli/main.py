@@ -1,4 +1,4 @@
-"""Entry point: `nslab [--json] [-n NS] OBJECT VERB [ARGS]` (DESIGN.md §3).
+"""Entry point: `nslab [--json] [-n NS] OBJECT VERB [ARGS]` (the grammar: README, "Commands").
 
 Each object module exposes `register(subparsers)`; its handlers take the parsed arguments and return
 an exit status. Errors from nslab map to their exit codes here, in one place.

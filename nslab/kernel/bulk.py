@@ -1,7 +1,7 @@
 """Many namespaces at once: the lab's fast path through the kernel door.
 
 Creating a namespace, writing its sysctls and opening its netlink socket happen in one visit of the
-door thread; requests then go out in batches on those sockets (docs/netlink.md has the numbers).
+door thread; requests then go out in batches on those sockets (docs/architecture.md has the numbers).
 """
 
 from __future__ import annotations
