@@ -1,6 +1,6 @@
 """Errors nslab raises; each carries the exit status the CLI maps it to.
 
-DESIGN.md §3: 0 done, 1 the operation failed or the target was unreachable, 2 bad input.
+Exit statuses (README, "Commands"): 0 done, 1 the operation failed or the target was unreachable, 2 bad input.
 Every message names the thing that is wrong; `hint` says how to fix it.
 """
 

@@ -1,6 +1,6 @@
 """Typed records of what the kernel reports: links, addresses, routes, counters.
 
-Field names follow `ip -j` (DESIGN.md §3) so that `to_json()` output can be compared key by key with iproute2.
+Field names follow `ip -j` so that `to_json()` output can be compared key by key with iproute2.
 """
 
 from __future__ import annotations

@@ -185,8 +185,8 @@ def assert_port_open(
 
 def status_text(lab: Lab) -> str:
     """Nodes, interfaces, addresses and routes of a running lab, read from the kernel (as `lab status`)."""
-    from .cli.show import addr_line, link_lines, route_line
     from .namespace import Namespace
+    from .show import addr_line, link_lines, route_line
 
     out: list[str] = []
     for node in lab.plan.nodes:

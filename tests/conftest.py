@@ -6,14 +6,12 @@ killing only the processes inside them. A session check fails loudly if one of o
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import secrets
 import subprocess
 import sys
 import time
-import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,28 +26,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
 NETNS_DIR = "/run/netns"
 
-
-def _ensure_cli_importable() -> None:
-    """nslab.cli.main imports every object module; some (demo, lab) are still being written by others.
-
-    Only while such a module cannot be imported, stand in an empty one so the objects under test parse.
-    Once the real module exists this does nothing.
-    """
-    import nslab.cli
-
-    for name in ("demo", "lab"):
-        full = f"nslab.cli.{name}"
-        try:
-            importlib.import_module(full)
-        except ImportError as exc:  # absent, or mid-edit by its author
-            print(f"conftest: {full} not importable ({exc}); using an empty stand-in", file=sys.stderr)
-            stub = types.ModuleType(full)
-            stub.register = lambda sub: None  # type: ignore[attr-defined]
-            sys.modules[full] = stub
-            setattr(nslab.cli, name, stub)
-
-
-_ensure_cli_importable()
 
 # The VM tier (docs/vm-tier.md): markers needs(...) and vm, and one guest for the tests that need it.
 pytest_plugins = ["vm.tier"]

@@ -7,9 +7,8 @@ import argparse
 from ..errors import UsageError
 from ..kernel.rtnl import parse_cidr
 from ..names import check_ifname
-from .common import Words, dev_arg, no_zone, object_parser, target_ns, verb_parser
-from .main import emit_json
-from .show import addr_line, link_lines
+from ..show import addr_line, link_lines
+from .common import Words, dev_arg, emit_json, no_zone, object_parser, target_ns, verb_parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

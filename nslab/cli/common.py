@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
+import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import UsageError
@@ -39,6 +41,24 @@ def checked(check: Callable[[str], object], flag: str) -> Callable[[str], str]:
 
 
 netns_arg = checked(lambda t: check_netns_name(t), "-n/--netns")
+
+
+def add_globals(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """--json and -n NS are accepted before the object and, for convenience, after it too."""
+    # Sub-parsers must not overwrite what was given before the object, hence SUPPRESS there.
+    parser.add_argument(
+        "-j", "--json", action="store_true", default=False if top else argparse.SUPPRESS,
+        help="machine-readable output (keys follow `ip -j`)",
+    )
+    parser.add_argument(
+        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS, type=netns_arg,
+        help="operate inside namespace NS",
+    )
+
+
+def emit_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=None)
+    sys.stdout.write("\n")
 
 
 def dev_arg(flag: str = "DEV") -> Callable[[str], str]:
@@ -143,8 +163,6 @@ def seconds_arg(flag: str, lo: float = 0.001, hi: float = 86400.0) -> Callable[[
 
 def object_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
                   name: str, help_text: str) -> argparse._SubParsersAction:  # type: ignore[type-arg]
-    from .main import add_globals
-
     p = sub.add_parser(name, help=help_text, description=help_text)
     add_globals(p)
     verbs: argparse._SubParsersAction = p.add_subparsers(  # type: ignore[type-arg]
@@ -155,8 +173,6 @@ def object_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
 
 def verb_parser(verbs: argparse._SubParsersAction,  # type: ignore[type-arg]
                 name: str, help_text: str, aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
-    from .main import add_globals
-
     p: argparse.ArgumentParser = verbs.add_parser(name, help=help_text, description=help_text,
                                                   aliases=list(aliases))
     add_globals(p)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .main import add_globals
+from .common import add_globals
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from ..ifconfig import format_all, format_interface
-from .common import dev_arg, target_ns
-from .main import add_globals, emit_json
+from .common import add_globals, dev_arg, emit_json, target_ns
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,10 +13,9 @@ from ..lab import cleanup as cleanup_mod
 from ..lab import state as st
 from ..lab.lab import Lab
 from ..namespace import Namespace
-from .common import file_arg, lab_arg, node_arg, object_parser, verb_parser
-from .main import emit_json
+from ..show import addr_line, link_lines, route_line
+from .common import emit_json, file_arg, lab_arg, node_arg, object_parser, verb_parser
 from .progress import Bar
-from .show import addr_line, link_lines, route_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -8,8 +8,7 @@ import os
 from ..errors import UsageError
 from ..graph import FORMATS, graph
 from ..lab.lab import Lab
-from .common import file_arg, lab_arg, verb_parser
-from .main import emit_json
+from .common import emit_json, file_arg, lab_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

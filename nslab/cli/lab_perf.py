@@ -7,8 +7,7 @@ import argparse
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..perf import parse_rate, parse_seconds, perf
-from .common import ascii_arg, lab_arg, node_arg, verb_parser
-from .main import emit_json
+from .common import ascii_arg, emit_json, lab_arg, node_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -7,8 +7,7 @@ import argparse
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..reach import reach
-from .common import int_arg, lab_arg, node_list_arg, seconds_arg, verb_parser
-from .main import emit_json
+from .common import emit_json, int_arg, lab_arg, node_list_arg, seconds_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -10,8 +10,7 @@ import time
 from ..errors import UsageError
 from ..lab.lab import Lab
 from ..top import rates, sample, table
-from .common import lab_arg, seconds_arg, verb_parser
-from .main import emit_json
+from .common import emit_json, lab_arg, seconds_arg, verb_parser
 
 CLEAR = "\x1b[H\x1b[2J"
 

@@ -11,9 +11,8 @@ from ..kernel import netns
 from ..kernel.rtnl import Rtnl, parse_ip, parse_mac
 from ..model import Link
 from ..names import check_ifname, check_netns_name, check_utf8
-from .common import Words, checked, dev_arg, no_zone, object_parser, target_ns, verb_parser
-from .main import emit_json
-from .show import link_lines
+from ..show import link_lines
+from .common import Words, checked, dev_arg, emit_json, no_zone, object_parser, target_ns, verb_parser
 
 SET_WORDS = ["up", "down", "mtu", "master", "nomaster", "netns", "address", "name", "alias"]
 KINDS = ["veth", "bridge", "tap", "vxlan", "macvlan"]

@@ -1,4 +1,4 @@
-"""Entry point: `nslab [--json] [-n NS] OBJECT VERB [ARGS]` (DESIGN.md §3).
+"""Entry point: `nslab [--json] [-n NS] OBJECT VERB [ARGS]` (the grammar: README, "Commands").
 
 Each object module exposes `register(subparsers)`; its handlers take the parsed arguments and return
 an exit status. Errors from nslab map to their exit codes here, in one place.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import signal
 import sys
 import threading
@@ -17,6 +16,11 @@ from types import FrameType
 from typing import Any
 
 from ..errors import NslabError, PermissionDenied, UsageError, path_error, privilege_error
+from .common import add_globals, emit_json
+
+# add_globals and emit_json live in cli/common.py, below this module (the subcommands import them from there, so
+# nothing imports main back); they stay importable from here.
+__all__ = ["Interrupted", "add_globals", "build_parser", "emit_json", "main", "run"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,26 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (ns, link, addr, route, ifconfig, probe, demo, lab):
         module.register(objects)
     return parser
-
-
-def add_globals(parser: argparse.ArgumentParser, top: bool = False) -> None:
-    """--json and -n NS are accepted before the object and, for convenience, after it too."""
-    # Sub-parsers must not overwrite what was given before the object, hence SUPPRESS there.
-    parser.add_argument(
-        "-j", "--json", action="store_true", default=False if top else argparse.SUPPRESS,
-        help="machine-readable output (keys follow `ip -j`)",
-    )
-    from .common import netns_arg  # checked while parsing: -n "" must not mean the root namespace
-
-    parser.add_argument(
-        "-n", "--netns", metavar="NS", default=None if top else argparse.SUPPRESS, type=netns_arg,
-        help="operate inside namespace NS",
-    )
-
-
-def emit_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=None)
-    sys.stdout.write("\n")
 
 
 class Interrupted(KeyboardInterrupt):

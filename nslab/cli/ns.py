@@ -11,8 +11,7 @@ from ..errors import NotFoundError, UsageError
 from ..kernel import netns
 from ..names import check_netns_name
 from ..namespace import Namespace, kill_pids
-from .common import object_parser, verb_parser
-from .main import emit_json
+from .common import emit_json, object_parser, verb_parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

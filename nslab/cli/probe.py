@@ -13,8 +13,7 @@ from typing import Any
 
 from .. import probe
 from ..names import check_netns_name
-from .common import checked, seconds_arg
-from .main import add_globals, emit_json
+from .common import add_globals, checked, emit_json, seconds_arg
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

@@ -6,9 +6,8 @@ import argparse
 
 from ..kernel.rtnl import Rtnl
 from ..names import check_ifname
-from .common import Words, no_zone, object_parser, target_ns, verb_parser
-from .main import emit_json
-from .show import route_line
+from ..show import route_line
+from .common import Words, emit_json, no_zone, object_parser, target_ns, verb_parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

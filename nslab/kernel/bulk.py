@@ -1,7 +1,7 @@
 """Many namespaces at once: the lab's fast path through the kernel door.
 
 Creating a namespace, writing its sysctls and opening its netlink socket happen in one visit of the
-door thread; requests then go out in batches on those sockets (docs/netlink.md has the numbers).
+door thread; requests then go out in batches on those sockets (docs/architecture.md has the numbers).
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ def create(name: str, sysctls: Sequence[tuple[str, str]] = (), via: netns._Door 
 def inode(name: str) -> tuple[int, int] | None:
     """(st_dev, st_ino) of the namespace mounted on /run/netns/NAME: its identity while it lives."""
     return procs.netns_inode(netns.path(name))
-
-
-def open_all(names: Iterable[str]) -> dict[str, Rtnl]:
-    return {n: Rtnl.open(n) for n in names}
 
 
 def send(sockets: Mapping[str, Rtnl], requests: Mapping[str, Sequence[Request]],

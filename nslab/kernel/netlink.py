@@ -1,7 +1,7 @@
 """A small rtnetlink transport: message framing, attributes, requests, batches, extended-ack errors.
 
-Own code rather than pyroute2 because of the numbers in docs/netlink.md: per request pyroute2 costs
-0.16-0.36 ms of Python, this framing about 0.01 ms, and lab bring-up is thousands of requests.
+Own code rather than pyroute2 for speed (docs/architecture.md, "Why our own rtnetlink codec"): per request
+pyroute2 costs 0.16-0.36 ms of Python, this framing about 0.01 ms, and lab bring-up is thousands of requests.
 The encoders here are deliberately tiny; the message catalogue lives in `rtnl.py`.
 """
 

@@ -1,4 +1,4 @@
-"""Network namespaces: create, delete, list, enter, without forking (docs/netlink.md).
+"""Network namespaces: create, delete, list, enter, without forking (docs/architecture.md).
 
 A namespace created here is a bind mount of an nsfs inode on /run/netns/NAME, exactly as `ip netns add`
 makes it, so iproute2 and nslab see each other's namespaces. All setns/unshare calls happen on one

@@ -1,4 +1,4 @@
-"""nftables inside a namespace, through the `nft` program (the well-kept tool; DESIGN.md §1 door).
+"""nftables inside a namespace, through the `nft` program (the well-kept tool).
 
 nslab owns the tables named `nslab` (families `inet` and `netdev`) in lab namespaces and nothing else.
 A script goes to `nft -f -`, which the kernel applies as ONE transaction: all of it or none of it.

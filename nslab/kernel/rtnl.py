@@ -1,7 +1,7 @@
 """rtnetlink requests nslab makes, and decoding of what the kernel answers into `nslab.model` records.
 
-`Rtnl` is one NETLINK_ROUTE socket in one namespace. Reads return typed records; changes are methods
-that either send one request or append it to a batch (`Batch`) sent with few syscalls.
+`Rtnl` is one NETLINK_ROUTE socket in one namespace. Reads return typed records; changes are built as
+`Request`s by pure static methods, then sent one at a time (`do`) or many with few syscalls (`run`, `run_all`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import ExistsError, KernelError, NotFoundError, NslabError, UsageError, privilege_error
 from ..model import Address, Link, Route, Stats, Stats64
@@ -294,14 +294,6 @@ class Request:
     payload: bytes
     what: str
     subject: str = ""  # the name the user gave, for the error message
-
-
-@dataclass
-class Batch:
-    requests: list[Request] = field(default_factory=list)
-
-    def add(self, req: Request) -> None:
-        self.requests.append(req)
 
 
 def error_for(req: Request, exc: NetlinkError, netns_name: str | None) -> NslabError:

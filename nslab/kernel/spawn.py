@@ -1,6 +1,6 @@
 """Running programs inside a namespace.
 
-Two ways, as DESIGN.md §2 asks:
+Two ways:
 - fast: a thread parked in the namespace starts the program with plain subprocess (the child inherits
   the spawning thread's namespaces), at the cost of a plain `subprocess.Popen`;
 - full: `enter_full` gives the calling process the namespace plus its own /sys and /etc/netns/NAME/*
