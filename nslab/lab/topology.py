@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from .. import units
 from ..errors import NotFoundError, UsageError
 from ..names import (
     IMPLICIT_SWITCH_RE,
@@ -287,8 +288,6 @@ class _Checker:
                 self.impair(i, link)
 
     def impair(self, i: int, link: Link) -> None:
-        from ..faults import parse_percent, parse_rate, parse_time  # pure parsers; late: faults imports labs
-
         t, path, line = self.t, f"links[{i}].impair", link.lines.get("impair", link.lines.get(""))
         if len(link.endpoints) != 2:
             t.fail(path, "impairments act on a link between two nodes, not on a LAN segment",
@@ -301,11 +300,11 @@ class _Checker:
             for kind, value in values.items():
                 try:
                     if kind == "rate":
-                        parse_rate(value)
+                        units.parse_rate(value, units.SHAPING_RATES)
                     elif kind in ("delay", "jitter"):
-                        parse_time(value, kind)
+                        units.parse_time(value, kind)
                     else:
-                        parse_percent(value, f"{kind} percentage")
+                        units.parse_percent(value, f"{kind} percentage")
                 except UsageError as exc:
                     t.fail(f"{path}.{direction}.{kind}" if direction != "both" else f"{path}.{kind}",
                            exc.message, exc.hint, line)
