@@ -30,17 +30,20 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
-import math
 import os
-import re
 import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import units
 from .errors import FeatureMissing, NslabError, UsageError
 from .lab import reconcile
+from .units import SHAPING_RATES
+from .units import format_rate as format_rate  # the one grammar of rates, times and percentages
+from .units import parse_percent as parse_percent
+from .units import parse_time as parse_time
 
 if TYPE_CHECKING:
     from .lab.lab import Lab
@@ -52,75 +55,13 @@ DUP_BIT = 0x20000000  # marks a copy made by `dup` while it re-enters the egress
 PRIORITY = -10  # before a user's own filter chains at priority 0
 
 
-# ---- parsing (pure) ------------------------------------------------------------------------------
-def parse_percent(value: str | float | int, what: str = "percentage") -> float:
-    """'5%', '5', 0.5 -> percent (0..100). Raises UsageError otherwise."""
-    text = str(value).strip()
-    num = text[:-1].strip() if text.endswith("%") else text
-    try:
-        p = float(num)
-    except ValueError:
-        raise UsageError(f"invalid {what} {text!r}", "write a percentage from 0 to 100, e.g. '5%' or '0.5%'") from None
-    if not math.isfinite(p) or not 0 <= p <= 100:
-        raise UsageError(f"invalid {what} {text!r}: outside 0-100", "write a percentage from 0 to 100, e.g. '5%'")
-    if abs(p * 100 - round(p * 100)) > 1e-6:
-        raise UsageError(f"invalid {what} {text!r}: finer than 0.01 %", "round it to two decimals")
-    return p
-
-
-_RATE_UNITS = {
-    "bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9, "tbit": 10**12,
-    "kibit": 2**10, "mibit": 2**20, "gibit": 2**30, "tibit": 2**40,
-    "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9, "tbps": 8 * 10**12,
-}
-_RATE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]+)\s*$")
-MIN_RATE = 8000  # 8 kbit/s: below that a token bucket of two frames takes seconds to fill
-MAX_RATE = 10**12
+# ---- parsing (pure): rates, times and percentages are nslab.units' one grammar ------------------------------
+MIN_RATE, MAX_RATE = SHAPING_RATES  # a tbf: 8 kbit/s to 1 tbit/s
 
 
 def parse_rate(value: str | int) -> int:
-    """tc's spelling ('10mbit', '1gbit', '500kbit', '1mbps' = bytes) -> bits per second; an int is bit/s."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        bits = value
-        text = f"{value}bit"
-    else:
-        text = str(value)
-        m = _RATE_RE.match(text.lower())
-        if not m or m.group(2) not in _RATE_UNITS:
-            raise UsageError(f"invalid rate {text!r}",
-                             "write a number and a tc unit: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps "
-                             "(bytes/s), e.g. '10mbit'")
-        amount = float(m.group(1)) * _RATE_UNITS[m.group(2)]
-        bits = int(amount) if math.isfinite(amount) else MAX_RATE + 1  # 400 digits: inf, which int() refuses
-    if not MIN_RATE <= bits <= MAX_RATE:
-        raise UsageError(f"invalid rate {text!r}: outside 8kbit-1tbit", "e.g. '10mbit'")
-    return bits
-
-
-def format_rate(bits: int) -> str:
-    for unit, mult in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
-        if bits % mult == 0:
-            return f"{bits // mult}{unit}"
-    return f"{bits}bit"
-
-
-_TIME_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s)?\s*$")
-
-
-def parse_time(value: str | float, what: str = "delay") -> float:
-    """'100ms', '1.5s', '250us', or a number of seconds -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        secs = float(value)
-        text = f"{value}s"
-    else:
-        text = str(value)
-        m = _TIME_RE.match(text.lower())
-        if not m:
-            raise UsageError(f"invalid {what} {text!r}", "write a time such as '100ms', '1.5s' or '250us'")
-        secs = float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, None: 1.0}[m.group(2)]
-    if not math.isfinite(secs) or secs < 0 or secs > 3600:
-        raise UsageError(f"invalid {what} {text!r}: outside 0-3600 s", "e.g. '100ms'")
-    return secs
+    """A rate limit (tc's '10mbit', '1mbps' = bytes, or iperf3's '100M') -> bits per second (nslab.units)."""
+    return units.parse_rate(value, SHAPING_RATES)
 
 
 def parse_groups(words: Sequence[str]) -> list[list[str]]:

@@ -13,7 +13,6 @@ and the interarrival jitter of RFC 3550 §6.4.1: D = (Rj - Ri) - (Sj - Si), J +=
 
 from __future__ import annotations
 
-import re
 import socket
 import struct
 import threading
@@ -21,9 +20,10 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import threads
+from . import threads, units
 from .errors import NslabError, UsageError
 from .kernel.netns import run_in_netns
+from .units import PACING_RATES
 
 if TYPE_CHECKING:
     from .lab.lab import Lab
@@ -37,8 +37,6 @@ UDP_PAYLOAD = 1470  # bytes per datagram (fits a 1500-byte MTU with IPv4 and UDP
 UDP_HEADER = struct.Struct("!QQ")  # sequence number, send time (CLOCK_REALTIME ns)
 DEFAULT_RATE = 1_000_000_000
 SO_TIMESTAMPNS = 35
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:bit|bps|b)?(?:/s)?\s*$")
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 @dataclass
@@ -80,28 +78,13 @@ def human_rate(bps: float) -> str:
 
 
 def parse_rate(text: str | float | int) -> float:
-    """`100M`, `1G`, `1.5g`, `500k`, `2000000` (bits per second, decimal units)."""
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        m = _RATE.match(text)
-        if not m:
-            raise UsageError(f"invalid rate {text!r}", "write bits per second with an optional k, M, G suffix: "
-                                                       "e.g. 100M or 1G")
-        value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if not 1000 <= value <= 100e9:
-        raise UsageError(f"invalid rate {text!r}", "the rate must be from 1k to 100G bits per second")
-    return value
+    """A UDP target rate, `100M`, `1G`, `1.5g`, `500k`, `200mbit`, `2000000` -> bits per second (nslab.units)."""
+    return float(units.parse_rate(text, PACING_RATES))
 
 
 def parse_seconds(text: str | float | int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.1 <= value <= 3600:
-        raise UsageError(f"invalid time {text!r}", "give the measurement time in seconds, from 0.1 to 3600")
-    return value
+    """The measurement time: a plain number of seconds from 0.1 to 3600 (nslab.units)."""
+    return units.parse_seconds(text, "time", 0.1, 3600)
 
 
 # ---- sockets in namespaces ---------------------------------------------------------------------------

@@ -4,11 +4,25 @@ kernel's dev_valid_name (interfaces), plus nslab's refusal of whitespace in both
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from nslab.errors import UsageError
-from nslab.names import IFNAMSIZ, NAME_MAX, check_ifname, check_netns_name
+from nslab.lab import state
+from nslab.names import (
+    IFNAMSIZ,
+    LAB_NAME_MAX,
+    NAME_MAX,
+    NODE_NAME_MAX,
+    check_ifname,
+    check_lab_name,
+    check_netns_name,
+    check_node_name,
+    is_lab_name,
+    is_node_name,
+    natural_key,
+)
 
 Check = Callable[..., str]
 BOTH = [pytest.param(check_netns_name, id="netns"), pytest.param(check_ifname, id="ifname")]
@@ -156,3 +170,44 @@ def test_first_fault_reported_is_deterministic(check: Check) -> None:
     # a name with several faults: one clear message, never a crash
     err = refused(check, "a b/" + "x" * 300)
     assert str(err).startswith("invalid ")
+
+
+# ---- lab and node names: one rule for the command line, the records, the markers and the files ---------------
+@pytest.mark.parametrize("name", ["a", "lab1", "a-b", "x" * 12, "campus", "t1a2b3c"])
+def test_lab_names_accepted(name: str) -> None:
+    assert check_lab_name(name) == name and is_lab_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "1lab", "Lab", "a_b", "x" * 13, "a b", "é", "-a", "a/b", "a.json", None, 5])
+def test_lab_names_refused_everywhere(name: object) -> None:
+    """The CLI's check, the record's path check and the recognisers of records and markers agree."""
+    assert not is_lab_name(name)
+    refused(check_lab_name, name, "invalid lab name")
+    with pytest.raises(UsageError, match="invalid lab name"):
+        state.check_name(name)  # type: ignore[arg-type]
+
+
+def test_state_and_cleanup_use_the_one_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in ("ok", "x" * 13, "Bad", "a-1"):
+        (tmp_path / f"{n}.json").write_text("{}")
+    monkeypatch.setattr(state, "STATE_DIR", str(tmp_path))
+    assert state.names() == ["a-1", "ok"]
+
+
+@pytest.mark.parametrize("name", ["h1", "lan1", "x" * 10, "web-1"])
+def test_node_names_accepted(name: str) -> None:
+    assert check_node_name(name) == name and is_node_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "H1", "1h", "x" * 11, "h_1", None])
+def test_node_names_refused(name: object) -> None:
+    assert not is_node_name(name)
+    refused(check_node_name, name, "invalid node name")
+
+
+def test_limits_and_old_paths() -> None:
+    from nslab.lab import topology
+
+    assert (LAB_NAME_MAX, NODE_NAME_MAX) == (12, 10)
+    assert topology.check_lab_name is check_lab_name and topology.check_node_name is check_node_name
+    assert sorted(["h10", "h2", "h1", "r1", "h1a"], key=natural_key) == ["h1", "h1a", "h2", "h10", "r1"]

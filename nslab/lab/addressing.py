@@ -19,7 +19,8 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from .topology import Endpoint, IPNet, Topology, natural_key, parse_iface, parse_net
+from ..names import natural_key
+from .topology import Endpoint, IPNet, Topology, parse_iface, parse_net
 
 IPv4 = ipaddress.IPv4Network
 IPv6 = ipaddress.IPv6Network

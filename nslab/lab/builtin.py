@@ -13,7 +13,8 @@ import difflib
 import re
 
 from ..errors import UsageError
-from .topology import LAB_NAME_MAX, Topology
+from ..names import LAB_NAME_MAX
+from .topology import Topology
 
 _DIGITS = re.compile(r"[0-9]+")
 MAX_NODES = 100_000  # a guard against typos like tree,10,10 (11 billion nodes), not a kernel limit

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import faults, services
 from ..kernel import bulk, netns
+from ..names import is_lab_name
 from . import apply
 from . import state as st
 
@@ -24,13 +25,11 @@ def _healthy(lab: str) -> bool:
 
 def marked_namespaces() -> dict[str, tuple[str, str]]:
     """Every namespace carrying nslab's marker: name -> (lab, node)."""
-    from .topology import _LAB_RE, LAB_NAME_MAX
-
     out = {}
     for name in netns.list_names():
         mark = st.parse_marker(bulk.lo_alias(name))
         # A marker naming no valid lab was not written by nslab: not ours, whatever it says.
-        if mark is not None and len(mark[0]) <= LAB_NAME_MAX and _LAB_RE.fullmatch(mark[0]):
+        if mark is not None and is_lab_name(mark[0]):
             out[name] = mark
     return out
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from ..names import natural_key
 from .addressing import Addressing, Port
-from .topology import natural_key
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
+from ..names import check_lab_name, is_lab_name
 
 STATE_DIR = "/run/nslab/labs"
 MARKER_PREFIX = "nslab:"
@@ -50,16 +50,8 @@ class LabState:
 
 
 def check_name(lab: str) -> str:
-    """A lab name as the topology rules allow it; anything else never reaches a file path."""
-    from .topology import _LAB_RE, LAB_NAME_MAX
-
-    if not isinstance(lab, str) or len(lab) > LAB_NAME_MAX or not _LAB_RE.fullmatch(lab):
-        raise UsageError(
-            f"invalid lab name {lab!r}",
-            f"lab names are 1..{LAB_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter; "
-            "see 'nslab lab list'",
-        )
-    return lab
+    """A lab name as the topology rules allow it (nslab.names); anything else never reaches a file path."""
+    return check_lab_name(lab)
 
 
 def _path(lab: str) -> str:
@@ -104,13 +96,11 @@ def drop_lock(lab: str) -> None:
 
 
 def names() -> list[str]:
-    from .topology import _LAB_RE, LAB_NAME_MAX
-
     try:
         found = [e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json")]
     except FileNotFoundError:
         return []
-    return sorted(n for n in found if len(n) <= LAB_NAME_MAX and _LAB_RE.fullmatch(n))
+    return sorted(n for n in found if is_lab_name(n))
 
 
 def busy(lab: str) -> bool:

@@ -8,7 +8,6 @@ the fix. Line numbers come from composing the YAML ourselves (`yaml.compose` kee
 from __future__ import annotations
 
 import difflib
-import functools
 import ipaddress
 import json
 import os
@@ -22,13 +21,23 @@ from typing import Any, NoReturn
 
 import yaml
 
+from .. import units
 from ..errors import NotFoundError, UsageError
-from ..names import check_ifname, check_utf8
+from ..names import (
+    IMPLICIT_SWITCH_RE,
+    LAB_NAME_MAX,
+    LAB_NAME_RE,
+    NODE_NAME_MAX,
+    NODE_NAME_RE,
+    check_ifname,
+    check_utf8,
+    natural_key,
+)
+from ..names import check_lab_name as check_lab_name  # the lab-name rules live in nslab.names
+from ..names import check_node_name as check_node_name
 
 KINDS = ("host", "router", "switch")
 ROUTING = ("auto", "none")
-LAB_NAME_MAX = 12
-NODE_NAME_MAX = 10  # the namespace is f"{lab}-{node}": short enough to read in `ip netns list`
 # Every segment of a lab carries IPv6, whose minimum MTU is 1280 (the kernel drops IPv6 from a device below
 # it, and refuses its addresses); 65535 is the largest value a veth accepts.
 MTU_MIN, MTU_MAX = 1280, 65535
@@ -38,40 +47,8 @@ MAX_DEPTH = 32  # the deepest field is 5 levels down (links[i].impair.A->B.loss)
 MAX_EXPANDED = 500_000  # YAML nodes after expanding aliases: a few KB of '*a' must not become billions
 DEFAULT_POOLS = {"ipv4_lan": "10.0.0.0/16", "ipv4_p2p": "10.255.0.0/16", "ipv6": "fd00:6e73::/48"}
 
-_LAB_RE = re.compile(r"[a-z][a-z0-9-]*")
-_NODE_RE = re.compile(r"[a-z][a-z0-9-]*")
-_IMPLICIT_RE = re.compile(r"lan[0-9]+")  # names of the switches that join 3+-endpoint links
-
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPIface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-
-
-@functools.lru_cache(maxsize=65536)
-def natural_key(name: str) -> tuple[tuple[str, int], ...]:
-    """Sort key that puts h2 before h10 (plain string order would not)."""
-    return tuple((text, int(num) if num else -1) for text, num in re.findall(r"(\D*)(\d*)", name) if text or num)
-
-
-def check_lab_name(name: object, what: str = "lab name") -> str:
-    """A lab name (it prefixes every namespace name): for the command line, where there is no file line."""
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"invalid {what}: it is empty", "give the lab's name (an unset shell variable?)")
-    if len(name) > LAB_NAME_MAX or not _LAB_RE.fullmatch(name):
-        raise UsageError(f"invalid {what} {name!r}",
-                         f"lab names are 1..{LAB_NAME_MAX} characters from a-z, 0-9 and '-', starting with a letter; "
-                         "see 'nslab lab list'")
-    return name
-
-
-def check_node_name(name: object, what: str = "node name") -> str:
-    """A node of a lab as the command line names it (lanN, the implicit switches, included)."""
-    if not isinstance(name, str) or not name:
-        raise UsageError(f"invalid {what}: it is empty", "give a node's name (an unset shell variable?)")
-    if len(name) > NODE_NAME_MAX or not _NODE_RE.fullmatch(name):
-        raise UsageError(f"invalid {what} {name!r}",
-                         f"node names are 1..{NODE_NAME_MAX} characters from a-z, 0-9 and '-', starting with a "
-                         "letter; 'nslab lab status LAB' lists them")
-    return name
 
 
 # --- the model --------------------------------------------------------------------------------------------
@@ -311,8 +288,6 @@ class _Checker:
                 self.impair(i, link)
 
     def impair(self, i: int, link: Link) -> None:
-        from ..faults import parse_percent, parse_rate, parse_time  # pure parsers; late: faults imports labs
-
         t, path, line = self.t, f"links[{i}].impair", link.lines.get("impair", link.lines.get(""))
         if len(link.endpoints) != 2:
             t.fail(path, "impairments act on a link between two nodes, not on a LAN segment",
@@ -325,11 +300,11 @@ class _Checker:
             for kind, value in values.items():
                 try:
                     if kind == "rate":
-                        parse_rate(value)
+                        units.parse_rate(value, units.SHAPING_RATES)
                     elif kind in ("delay", "jitter"):
-                        parse_time(value, kind)
+                        units.parse_time(value, kind)
                     else:
-                        parse_percent(value, f"{kind} percentage")
+                        units.parse_percent(value, f"{kind} percentage")
                 except UsageError as exc:
                     t.fail(f"{path}.{direction}.{kind}" if direction != "both" else f"{path}.{kind}",
                            exc.message, exc.hint, line)
@@ -364,7 +339,7 @@ class _Checker:
         line = t.lines.get("name")
         if not isinstance(name, str) or not name:
             t.fail("name", "the lab name is empty", "give the lab a short name, e.g. name: campus", line)
-        if len(name) > LAB_NAME_MAX or not _LAB_RE.fullmatch(name):
+        if len(name) > LAB_NAME_MAX or not LAB_NAME_RE.fullmatch(name):
             t.fail(
                 "name",
                 f"invalid lab name {name!r}",
@@ -408,7 +383,7 @@ class _Checker:
         t = self.t
         path = f"nodes.{key}"
         line = node.lines.get("")
-        if not isinstance(key, str) or len(key) > NODE_NAME_MAX or not _NODE_RE.fullmatch(key):
+        if not isinstance(key, str) or len(key) > NODE_NAME_MAX or not NODE_NAME_RE.fullmatch(key):
             t.fail(
                 path,
                 f"invalid node name {key!r}",
@@ -416,7 +391,7 @@ class _Checker:
                 f"(the namespace is '{t.name}-<node>')",
                 line,
             )
-        if _IMPLICIT_RE.fullmatch(key):
+        if IMPLICIT_SWITCH_RE.fullmatch(key):
             t.fail(
                 path,
                 f"node name {key!r} is reserved",
