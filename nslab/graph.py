@@ -193,8 +193,8 @@ class _Picture:
 
     def __post_init__(self) -> None:
         seen: dict[int, int] = {}
-        for n, rank in layers(self.plan).items():
-            self.order[n] = seen[rank] = seen.get(rank, -1) + 1
+        for name, rank in layers(self.plan).items():
+            self.order[name] = seen[rank] = seen.get(rank, -1) + 1
         for lk in self.plan.links:
             self.peer[(lk.a.node, lk.a.ifname)] = lk.b.node
             self.peer[(lk.b.node, lk.b.ifname)] = lk.a.node
@@ -282,8 +282,11 @@ def _caption(plan: Plan, live: Live | None, limit: int = 8) -> str:
 
     lines = [describe_line(f) for f in describe(live.faults)] if live.faults is not None else []
     recorded = {frozenset({(a, ia), (b, ib)}) for a, ia, b, ib in (live.faults.links_down if live.faults else [])}
+    stopped = set(live.faults.stopped) if live.faults else set()
     for e in edge_states(plan, live):
-        if not e.up and frozenset({(e.a.node, e.a.ifname), (e.b.node, e.b.ifname)}) not in recorded:
+        if e.up or e.a.node in stopped or e.b.node in stopped:  # a stopped node's links are down by design
+            continue
+        if frozenset({(e.a.node, e.a.ifname), (e.b.node, e.b.ifname)}) not in recorded:
             lines.append(f"link {e.a.node}:{e.a.ifname} - {e.b.node}:{e.b.ifname} not up "
                          f"({e.a.node}:{e.a.ifname} {e.a_state}, {e.b.node}:{e.b.ifname} {e.b_state})")
     if not lines:
@@ -304,15 +307,16 @@ def _edge(pic: _Picture, lk: LinkPlan, layer: Mapping[str, int]) -> str:
     ka, kb = (a.node, a.ifname), (b.node, b.ifname)
     tip = f"{a.node}:{a.ifname} — {b.node}:{b.ifname}"
     attrs = []
-    if ka in pic.down or kb in pic.down:
+    if pic.stopped(a.node) or pic.stopped(b.node):
+        attrs += [f'color="{_GREY}"', "style=dotted", "penwidth=2"]
+        tip += " (a node is stopped)"
+    elif ka in pic.down or kb in pic.down:
         attrs += [f'color="{_RED}"', "style=dashed", "penwidth=2"]
         tip += " (not up)"
     elif ka in pic.impaired or kb in pic.impaired:
         attrs += [f'color="{_ORANGE}"', "penwidth=2.5"]
         tip += " (impaired: " + "; ".join(f"{n}:{i} out {pic.impaired[(n, i)]}" for n, i in (ka, kb)
                                           if (n, i) in pic.impaired) + ")"
-    elif pic.stopped(a.node) or pic.stopped(b.node):
-        attrs += [f'color="{_GREY}"', "style=dotted"]
     attrs.append(f"tooltip={_q(tip)}")
     # The upper end leaves its lower row downwards; the lower end (or both, within a layer) its top row upwards.
     # Within a layer dot routes the edge itself: a straight line between neighbours, an arc over the others.
@@ -336,7 +340,8 @@ def dot(plan: Plan, live: Live | None = None) -> str:
         members = " ".join(f"{_q(n.name)};" for n in plan.nodes if layer[n.name] == rank)
         lines.append(f"  {{ rank=same; {members} }}")
     for n in plan.nodes:
-        lines.append(f"  {_q(n.name)} [label={_node_label(pic, n.name, n.kind, layer)}, tooltip={_q(n.name + ' ' + n.kind)}];")
+        label = _node_label(pic, n.name, n.kind, layer)
+        lines.append(f"  {_q(n.name)} [label={label}, tooltip={_q(n.name + ' ' + n.kind)}];")
     lines += [_edge(pic, lk, layer) for lk in plan.links]
     lines.append("}")
     return "\n".join(lines) + "\n"
