@@ -276,7 +276,7 @@ def _dirs(dirs: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 def _done(args: argparse.Namespace, line: str, result: dict[str, Any]) -> int:
     """The line a person reads, or with --json the result object: what was done and the lab's faults now."""
-    if args.json:
+    if getattr(args, "json", False):
         emit_json({"lab": args.name, **result, "ok": True, "faults": fl.faults(args.name)})
     else:
         print(line)
