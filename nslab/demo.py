@@ -7,14 +7,15 @@ Everything created is removed at the end, also on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TextIO
 
 from . import probe, threads
-from .errors import UsageError
+from .errors import ExistsError, UsageError
 from .ifconfig import format_all
 from .kernel import netns as _netns
 from .namespace import Namespace
@@ -23,6 +24,16 @@ from .shield import run_cleanup, shielded
 DEMO_NS = "nslab-demo"
 DEMO_LAB = "nslabdemo"
 PORT = 8900
+TRIES = 20  # other names tried when the default is taken (parallel CI jobs each run the demo)
+
+
+def candidates(base: str, limit: int = 64) -> Iterator[str]:
+    """The default name, then random ones next to it: a job that finds the default taken takes another, and two
+    jobs racing for the same one find out when creating it (namespaces are created exclusively)."""
+    yield base
+    for _ in range(TRIES):
+        suffix = secrets.token_hex(2)
+        yield f"{base}-{suffix}" if len(base) + 5 <= limit else base[:limit - 3] + suffix[:3]
 
 
 class Narrator:
@@ -67,13 +78,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
+def walkthrough(out: TextIO = sys.stdout, name: str | None = None) -> None:
+    """The seed walkthrough in namespace NAME; without a name in nslab-demo, or another free name when that
+    one is taken (said in the narration)."""
     n = Narrator(out)
-    if _netns.exists(name) or _netns.stale(name):
-        raise UsageError(f"namespace {name!r} already exists", f"delete it with 'nslab ns del {name}' first")
+    given = name
+    names: Iterable[str] = candidates(DEMO_NS) if name is None else [name]
     stop = threading.Event()
     listener: threading.Thread | None = None
     ns: Namespace | None = None
+    chosen = name or DEMO_NS
 
     def clean_up() -> None:
         stop.set()
@@ -82,17 +96,32 @@ def walkthrough(out: TextIO = sys.stdout, name: str = DEMO_NS) -> None:
         if ns is None:
             return  # interrupted before the namespace existed: nothing to remove
         n.title("Clean up")
-        n.cmd(f"nslab ns del {name}")
-        if _netns.exists(name):
+        n.cmd(f"nslab ns del {chosen}")
+        if _netns.exists(chosen):
             ns.delete()
         n.say("Done: the namespace and everything in it are gone.")
 
     with _sigterm_as_interrupt():
         try:
+            for chosen in names:
+                if _netns.exists(chosen) or _netns.stale(chosen):
+                    continue
+                try:
+                    with shielded():  # a signal held during the create is raised once `ns` is set: cleaned up
+                        ns = Namespace.create(chosen)
+                    break
+                except ExistsError:
+                    continue  # another job took it between our look and our create
+            if ns is None:
+                taken = given or DEMO_NS
+                raise UsageError(f"namespace {taken!r} already exists"
+                                 + ("" if given else f" (and {TRIES} other names tried)"),
+                                 f"delete it with 'nslab ns del {taken}' first, or pick another with --name")
+            name = chosen
             n.title("A network namespace is a separate room with its own networking")
+            if given is None and chosen != DEMO_NS:
+                n.say(f"({DEMO_NS} is taken, by another run or program: this demo uses {chosen})")
             n.cmd(f"nslab ns add {name}")
-            with shielded():  # a signal held during the create is raised once `ns` is set, so it is cleaned up
-                ns = Namespace.create(name)
             n.cmd(f"nslab -n {name} ifconfig")
             n.block(format_all(ns.links()))
             n.say("Nothing: ifconfig lists interfaces that are up, and in a fresh namespace none is.")
@@ -139,20 +168,40 @@ def _start_listener(name: str, ready: threading.Event, stop: threading.Event,
     return threads.start(run, "nslab-demo-listener")
 
 
-def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:
-    """A small routed lab: three routers in a ring, a host on each; every host reaches every other."""
+def lab_walkthrough(out: TextIO = sys.stdout, name: str | None = None) -> None:
+    """A small routed lab: three routers in a ring, a host on each; every host reaches every other. Without a
+    name the lab is nslabdemo, or another free name when that one is taken."""
     from .lab import state as st
     from .lab.lab import Lab
+    from .names import LAB_NAME_MAX
 
     n = Narrator(out)
-    if st.load(name) is not None:
-        raise UsageError(f"lab {name!r} is already up", f"take it down with 'nslab lab down {name}' first")
-    lab = Lab.topo("ring", 3, name=name)
+    name_given = name
+    lab: Lab | None = None
+    for chosen in candidates(DEMO_LAB, LAB_NAME_MAX) if name is None else [name]:
+        if st.load(chosen) is not None or any(_netns.exists(f"{chosen}-{x}") for x in ("r1", "h1")):
+            continue
+        lab = Lab.topo("ring", 3, name=chosen)
+        break
+    if lab is None:
+        taken = name or DEMO_LAB
+        raise UsageError(f"lab {taken!r} is already up" + ("" if name else f" (and {TRIES} other names tried)"),
+                         f"take it down with 'nslab lab down {taken}' first, or pick another with --name")
+    name = lab.name
+    ours = True  # taken down at the end, also when interrupted while coming up
     with _sigterm_as_interrupt():
         n.title("A small lab: three routers in a ring, one host on each")
+        if name_given is None and name != DEMO_LAB:
+            n.say(f"({DEMO_LAB} is taken, by another run or program: this demo uses {name})")
         n.cmd(f"nslab lab up --topo ring,3 --name {name}")
         try:
-            n.say(lab.up().summary())
+            up = lab.up()
+            if not up.changed or up.repaired or up.added_nodes or up.added_links:
+                # Another job brought a lab of this name up between our look and our up: theirs, not ours.
+                ours = False
+                raise UsageError(f"lab {name!r} was brought up by someone else just now; it was left alone",
+                                 "run the demo again (it picks another name)")
+            n.say(up.summary())
             for node in lab.nodes:
                 if node.kind == "host":
                     n.say(f"  {node.name:<4} {node.kind:<7} {', '.join(node.addresses)}")
@@ -170,6 +219,8 @@ def lab_walkthrough(out: TextIO = sys.stdout, name: str = DEMO_LAB) -> None:
         finally:
 
             def take_down() -> None:
+                if not ours:
+                    return
                 n.title("Take the lab down")
                 n.cmd(f"nslab lab down {name}")
                 n.say(f"{lab.down()} namespaces deleted")

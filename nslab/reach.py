@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .lab.plan import Plan
 
 PROTOS = ("icmp", "tcp", "udp")
+PINGALL_MAX = 24  # targets up to which a person gets Mininet's pingall rows (beyond: the summary)
 Pair = tuple[str, str]
 
 SOL_RAW = 255
@@ -114,7 +115,26 @@ class ReachResult:
                       for (s, d), r in self.pairs.items()],
         }
 
-    def matrix_text(self, max_failures: int = 20) -> str:
+    def _mark(self, s: str, t: str) -> str:
+        r = self.pairs.get((s, t))
+        return "-" if s == t else " " if r is None else "." if r.ok else ">" if r.one_way else "X"
+
+    def _notes(self, max_failures: int | None) -> list[str]:
+        """The failed pairs with their reasons (up to MAX_FAILURES), the legend of '>', the notes."""
+        lines = []
+        failed = self.failed
+        shown = failed if max_failures is None else failed[:max_failures]
+        for s, t in shown:
+            lines.append(f"  {s} -> {t} ({self.addresses.get(t) or 'no address'}): {self.pairs[(s, t)].reason}")
+        if len(failed) > len(shown):
+            lines.append(f"  ... and {len(failed) - len(shown)} more failed pairs (--failed lists them all; "
+                         "--json has every pair)")
+        if self.one_way:
+            lines.append("  '>': one way only: the packets from the node on the left (the row) reach that target, "
+                         "its replies do not come back (a one-way cut, e.g. a one-way partition)")
+        return lines + [f"  note: {n}" for n in self.notes]
+
+    def matrix_text(self, max_failures: int | None = 20) -> str:
         """Rows = from, columns = to; '.' reachable, 'X' not, '>' one way only, '-' itself. Column names are
         written top-down."""
         width = max((len(s) for s in self.sources), default=0)
@@ -124,22 +144,42 @@ class ReachResult:
             cells = [t.rjust(height)[k] for t in self.targets]
             lines.append(" " * (width + 2) + " ".join(cells).rstrip())
         for s in self.sources:
-            cells = []
-            for t in self.targets:
-                r = self.pairs.get((s, t))
-                cells.append("-" if s == t else " " if r is None else "." if r.ok else ">" if r.one_way else "X")
-            lines.append(s.ljust(width + 2) + " ".join(cells).rstrip())
-        failed = self.failed
-        for s, t in failed[:max_failures]:
-            lines.append(f"  {s} -> {t} ({self.addresses.get(t) or 'no address'}): {self.pairs[(s, t)].reason}")
-        if len(failed) > max_failures:
-            lines.append(f"  ... and {len(failed) - max_failures} more failed pairs (see --json)")
-        if self.one_way:
-            lines.append("  '>': one way only: the row's packets reach the column's node, its replies do not come "
-                         "back (a one-way cut, e.g. a one-way partition)")
-        lines += [f"  note: {n}" for n in self.notes]
-        lines.append(self.summary())
-        return "\n".join(lines)
+            lines.append(s.ljust(width + 2) + " ".join(self._mark(s, t) for t in self.targets).rstrip())
+        return "\n".join([*lines, *self._notes(max_failures), self.summary()])
+
+    def pingall_text(self, max_failures: int | None = 20) -> str:
+        """Mininet's `pingall`: `h1 -> h2 h3 X`, a target's name when it answered, X when not ('>' one way
+        only), then Mininet's results line; our failed pairs, notes and summary follow."""
+        lines = []
+        for s in self.sources:
+            marks = [t if self._mark(s, t) == "." else self._mark(s, t) for t in self.targets if s != t]
+            lines.append(f"{s} -> {' '.join(marks)}".rstrip())
+        total = len(self.pairs)
+        got = self.reachable
+        results = (f"*** Results: {int(100.0 * (total - got) / total)}% dropped ({got}/{total} received)"
+                   if total else "*** Warning: No packets sent")
+        return "\n".join(["*** Ping: testing ping reachability", *lines, results, *self._notes(max_failures),
+                          self.summary()])
+
+    def failed_text(self) -> str:
+        """Only what failed (every pair, with its reason), then the summary: for big labs."""
+        return "\n".join([*self._notes(None), self.summary()])
+
+    def text(self, style: str = "auto") -> str:
+        """The view for a person: `pingall` (up to PINGALL_MAX targets), `matrix`, `failed`, or `summary` (the
+        failed pairs, up to 20, and the summary: what `auto` gives for big labs, where a matrix header alone
+        would be thousands of characters wide)."""
+        if style == "auto":
+            style = "pingall" if len(self.targets) <= PINGALL_MAX else "summary"
+        if style == "pingall":
+            return self.pingall_text()
+        if style == "matrix":
+            return self.matrix_text()
+        if style == "failed":
+            return self.failed_text()
+        if style == "summary":
+            return "\n".join([*self._notes(20), self.summary()])
+        raise UsageError(f"reach: unknown view {style!r}", "use auto, pingall, matrix, failed or summary")
 
 
 # ---- the API --------------------------------------------------------------------------------------------

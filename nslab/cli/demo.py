@@ -13,15 +13,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                        "ifconfig), narrated with real output; --lab runs a small routed lab instead")
     add_globals(p)
     p.add_argument("--lab", action="store_true", help="the small-lab walkthrough")
-    p.add_argument("--name", help="name of the demo's namespace (default nslab-demo) or, with --lab, lab")
+    p.add_argument("--name", help="name of the demo's namespace or, with --lab, lab (default nslab-demo and "
+                                  "nslabdemo, or a free name next to them when taken)")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DEMO_LAB, DEMO_NS, lab_walkthrough, walkthrough
+    from ..demo import lab_walkthrough, walkthrough
 
     if args.lab:
-        lab_walkthrough(name=args.name or DEMO_LAB)
+        lab_walkthrough(name=args.name)
     else:
-        walkthrough(name=args.name or DEMO_NS)
+        walkthrough(name=args.name)
     return 0

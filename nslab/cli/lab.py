@@ -15,6 +15,7 @@ from ..lab.lab import Lab
 from ..namespace import Namespace
 from ..show import addr_line, link_lines, route_line
 from .common import emit_json, file_arg, lab_arg, node_arg, object_parser, verb_parser
+from .lab_table import format_table, node_rows
 from .progress import Bar
 
 
@@ -25,7 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--topo", metavar="KIND,ARGS",
                    help="built-in: single,N | linear,N | tree,DEPTH,FANOUT | ring,N | leafspine,S,L,H")
     p.add_argument("--name", type=lab_arg("--name"), help="lab name (overrides the file's)")
+    p.add_argument("-q", "--quiet", action="store_true", help="the summary line only, no node table")
     p.set_defaults(handler=up)
+    p = verb_parser(verbs, "validate", "check a topology file without root and without creating anything "
+                                       "(exit 0 valid, 2 with the file, line and field at fault)")
+    p.add_argument("file", metavar="FILE", type=file_arg("FILE"), help="topology file (YAML)")
+    p.add_argument("--name", type=lab_arg("--name"), help="lab name (overrides the file's)")
+    p.set_defaults(handler=validate)
     p = verb_parser(verbs, "down", "delete a lab and everything in it", aliases=["destroy"])
     p.add_argument("name", type=lab_arg())
     p.set_defaults(handler=down)
@@ -63,12 +70,41 @@ def up(args: argparse.Namespace) -> int:
         res = lab.up(progress=bar)
     finally:
         bar.close()
+    rows = node_rows(lab.plan)
     if args.json:
         emit_json({"lab": res.lab, "changed": res.changed, "nodes": res.nodes, "links": res.links,
                    "routes": res.routes, "seconds": round(res.seconds, 4), "repaired": res.repaired,
-                   "left_alone": res.left_alone})
+                   "left_alone": res.left_alone, "table": rows})
     else:
         print(res.summary())
+        if not args.quiet:
+            print(format_table(rows))
+    return 0
+
+
+def validate(args: argparse.Namespace) -> int:
+    """Load and plan the file: every check `up` makes before the kernel is touched; nothing is created."""
+    try:
+        lab = Lab.from_file(args.file, args.name)
+        plan = lab.plan
+    except UsageError as exc:
+        if args.json:
+            emit_json({"file": args.file, "valid": False, "error": exc.message, "hint": exc.hint})
+        raise
+    kinds = {k: sum(n.kind == k for n in plan.nodes) for k in ("host", "router", "switch")}
+    implicit = sum(n.name not in lab.topology.nodes for n in plan.nodes)
+    addresses = sum(len(i.addresses) for lk in plan.links for i in (lk.a, lk.b))
+    if args.json:
+        emit_json({"file": args.file, "valid": True, "lab": plan.lab, "nodes": len(plan.nodes), "kinds": kinds,
+                   "implicit_switches": implicit, "links": len(plan.links), "routes": len(plan.routes),
+                   "addresses": addresses, "checks": len(lab.topology.checks)})
+        return 0
+    what = ", ".join(f"{v} {k}{'es' if k == 'switch' and v != 1 else 's' if v != 1 else ''}"
+                     for k, v in kinds.items() if v)
+    print(f"{args.file}: valid: lab {plan.lab}, {len(plan.nodes)} nodes ({what}"
+          + (f", {implicit} of them implicit LAN switch{'es' if implicit != 1 else ''}" if implicit else "")
+          + f"), {len(plan.links)} links, {addresses} addresses, {len(plan.routes)} routes"
+          + (f", {len(lab.topology.checks)} checks" if lab.topology.checks else ""))
     return 0
 
 
@@ -77,32 +113,39 @@ def down(args: argparse.Namespace) -> int:
     if rec is None:
         if args.name in cleanup_mod.orphan_labs():
             n = cleanup_mod.cleanup(only=args.name)
-            print(f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker")
-            return 0
+            return _down_done(args, f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker",
+                              "state lost", n)
         # An `up` killed before its first record leaves its lock file, or cut inside that first save the
         # record's .tmp: removed under the lock (as drop_lock does), so never while an `up` runs.
         with st.locked(args.name):
             if st.load(args.name) is None:
                 st.remove(args.name)
-        print(f"lab {args.name}: not up, nothing to do")
-        return 0
+        return _down_done(args, f"lab {args.name}: not up, nothing to do", "not up", 0)
     bar = Bar()
     try:
-        n = _down(args.name, bar)
+        n, skipped = _down(args.name, bar)
     finally:
         bar.close()
-    print(f"lab {args.name} down: {n} namespaces deleted")
+    return _down_done(args, f"lab {args.name} down: {n} namespaces deleted", "down", n, skipped)
+
+
+def _down_done(args: argparse.Namespace, line: str, was: str, deleted: int, skipped: int = 0) -> int:
+    if args.json:
+        emit_json({"lab": args.name, "verb": "down", "ok": True, "was": was, "deleted": deleted,
+                   "left_alone": skipped})
+    else:
+        print(line)
     return 0
 
 
-def _down(name: str, bar: Bar) -> int:
+def _down(name: str, bar: Bar) -> tuple[int, int]:
     from ..lab.lab import down_by_name
 
     deleted, skipped = down_by_name(name, bar)
     if skipped:
         print(f"lab {name}: left {skipped} namespaces alone (they do not carry this lab's marker)",
               file=sys.stderr)
-    return deleted
+    return deleted, skipped
 
 
 def list_(args: argparse.Namespace) -> int:

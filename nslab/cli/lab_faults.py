@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from .. import faults as fl
 from ..errors import UsageError
 from ..lab.lab import Lab
-from .common import ascii_arg, dev_arg, int_arg, lab_arg, node_arg, node_list_arg, seconds_arg, verb_parser
+from .common import ascii_arg, dev_arg, emit_json, int_arg, lab_arg, node_arg, node_list_arg, seconds_arg, verb_parser
 
 
 def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,14 +48,18 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = verb_parser(verbs, "heal", "remove every partition of a lab")
     p.add_argument("name", metavar="LAB", type=lab_arg())
     p.set_defaults(handler=heal)
-    p = verb_parser(verbs, "impair", "loss, duplicate and rate on one link, per direction (--clear removes)")
+    p = _impair_parser(verbs)
     p.add_argument("name", metavar="LAB", type=lab_arg())
-    p.add_argument("a", metavar="A", type=node_arg("A"))
-    p.add_argument("b", metavar="B", type=node_arg("B"))
-    p.add_argument("--dir", default="both", metavar="A->B|B->A|both", type=ascii_arg("--dir"),
-                   help="direction (default both)")
+    p.add_argument("a", metavar="A", nargs="?", type=node_arg("A"), help="one end of the link (both directions)")
+    p.add_argument("b", metavar="B", nargs="?", type=node_arg("B"), help="the other end")
+    p.add_argument("--from", dest="src", metavar="A", type=node_arg("--from"),
+                   help="one direction only: what A sends to --to (as partition --from A --to B)")
+    p.add_argument("--to", dest="dst", metavar="B", type=node_arg("--to"), help="the receiving end, with --from")
+    p.add_argument("--dir", default=None, metavar="A->B|B->A|both", type=ascii_arg("--dir"),
+                   help="direction with A B (default both); quote it ('A->B'), or use --from/--to")
     p.add_argument("--iface", metavar="IFNAME", type=dev_arg("--iface"),
                    help="A's interface, when A and B share several links")
+
     def percent(flag: str) -> Any:
         return ascii_arg(flag, lambda t: fl.parse_percent(t, f"{flag[2:]} percentage"))
 
@@ -69,8 +74,102 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--jitter", metavar="TIME", type=ascii_arg("--jitter", lambda t: fl.parse_time(t, "jitter")),
                    help="needs netem")
     p.add_argument("--reorder", metavar="P%", type=percent("--reorder"), help="needs netem")
-    p.add_argument("--clear", action="store_true", help="remove this link's impairments (in --dir)")
+    p.add_argument("--clear", action="store_true", help="remove this link's impairments (in its direction)")
     p.set_defaults(handler=impair)
+
+
+# ---- impair --help: what this kernel can do, from a probe -------------------------------------------------
+NETEM_OPTIONS = ("--delay", "--jitter", "--reorder", "--corrupt")
+FEATURES_FILE = "/run/nslab/kernel-features.json"  # the probe's result, for this boot
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def probe_qdiscs(cache: str = FEATURES_FILE) -> dict[str, bool] | str:
+    """{"tbf": bool, "netem": bool} as this kernel has them, or why it could not be told. Probed once per boot in
+    a throw-away namespace of our own (a qdisc added to its lo and deleted), then read from CACHE."""
+    import json
+    import secrets
+
+    boot = _boot_id()
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        if data.get("boot_id") == boot and boot and isinstance(data.get("qdiscs"), dict):
+            return {str(k): bool(v) for k, v in data["qdiscs"].items()}
+    except (OSError, ValueError):
+        pass
+    from ..errors import NslabError
+    from ..kernel import netns, tc
+
+    if os.geteuid() != 0:
+        return "not probed: the probe needs root (a namespace of its own)"
+    name = f"nslab-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        netns.create(name)
+        try:
+            found = {kind: tc.have_qdisc(name, kind, *args)
+                     for kind, args in (("tbf", ("rate", "1mbit", "burst", "32kbit", "latency", "50ms")),
+                                        ("netem", ()))}
+        finally:
+            netns.delete(name)
+    except (NslabError, OSError) as exc:
+        return f"not probed: {exc}"
+    try:
+        os.makedirs(os.path.dirname(cache), mode=0o755, exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"boot_id": boot, "qdiscs": found}, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only /run: probed again next time
+    return found
+
+
+def kernel_note(found: dict[str, bool] | str) -> str:
+    """The epilog of `impair --help`."""
+    if isinstance(found, str):
+        return f"This kernel's qdiscs were {found}; {', '.join(NETEM_OPTIONS)} need netem."
+    lines = []
+    if not found.get("netem"):
+        lines.append(f"This kernel cannot do {', '.join(NETEM_OPTIONS)}: it has no netem qdisc (sch_netem), "
+                     "probed; they are refused, nothing applied.")
+    else:
+        lines.append(f"This kernel has netem, but nslab does not drive it yet: {', '.join(NETEM_OPTIONS)} are "
+                     "refused, nothing applied.")
+    if not found.get("tbf"):
+        lines.append("This kernel cannot do --rate: it has no tbf qdisc (sch_tbf), probed.")
+    lines.append("--loss and --duplicate use nftables (netdev family).")
+    return " ".join(lines)
+
+
+class _HelpWithProbe(argparse.Action):
+    """-h/--help of impair: the probe runs only when help is asked for, not on every command."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        parser.epilog = kernel_note(probe_qdiscs())
+        parser.print_help()
+        parser.exit()
+
+
+def _impair_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    from .common import add_globals
+
+    what = "loss, duplicate and rate on one link, both ways or one (--from A --to B); --clear removes"
+    p: argparse.ArgumentParser = verbs.add_parser("impair", help=what, description=what, add_help=False)
+    p.add_argument("-h", "--help", action=_HelpWithProbe, help="show this help (and what this kernel can do)")
+    add_globals(p)
+    return p
 
 
 def _rate_or_zero(text: str) -> None:
@@ -80,24 +179,24 @@ def _rate_or_zero(text: str) -> None:
 
 def link(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
+    result: dict[str, Any] = {"verb": "link", "a": args.a, "b": args.b, "action": args.action, "iface": args.iface}
     if args.action == "flap":
         fl.flap(lab, args.a, args.b, args.period, args.count, args.iface)
-        print(f"lab {args.name}: link {args.a}-{args.b} flapped {args.count} times, now up")
-        return 0
+        return _done(args, f"lab {args.name}: link {args.a}-{args.b} flapped {args.count} times, now up",
+                     {**result, "count": args.count, "period": args.period, "state": "up"})
     fl.link_state(lab, args.a, args.b, args.action == "up", args.iface)
-    print(f"lab {args.name}: link {args.a}-{args.b} {args.action}")
-    return 0
+    return _done(args, f"lab {args.name}: link {args.a}-{args.b} {args.action}", {**result, "state": args.action})
 
 
 def node(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
+    result: dict[str, Any] = {"verb": "node", "node": args.node, "action": args.action}
     if args.action == "stop":
         pids = fl.node_stop(lab, args.node)
-        print(f"lab {args.name}: node {args.node} stopped (interfaces down, {len(pids)} processes frozen)")
-    else:
-        fl.node_start(lab, args.node)
-        print(f"lab {args.name}: node {args.node} started")
-    return 0
+        return _done(args, f"lab {args.name}: node {args.node} stopped (interfaces down, {len(pids)} processes "
+                           "frozen)", {**result, "frozen": len(pids)})
+    fl.node_start(lab, args.node)
+    return _done(args, f"lab {args.name}: node {args.node} started", result)
 
 
 def partition(args: argparse.Namespace) -> int:
@@ -107,43 +206,77 @@ def partition(args: argparse.Namespace) -> int:
                          "e.g. 'partition LAB h1,h2 h3' or 'partition LAB --from h1 --to h2'")
     groups = fl.parse_groups(args.groups) if args.groups else []
     mapping: dict[str, Any] = fl.parse_grudge_words(args.grudge) if args.grudge else {}
-    for node, srcs in mapping.items():
-        for name in (node, *srcs):
-            node_arg("--grudge")(name)
+    for name, srcs in mapping.items():
+        for word in (name, *srcs):
+            node_arg("--grudge")(word)
     lab = Lab.attach(args.name)
+    result: dict[str, Any] = {"verb": "partition"}
     if args.groups:
         fl.partition(lab, groups)
         what = " | ".join(",".join(g) for g in groups)
+        result["groups"] = groups
     elif args.grudge:
         fl.grudge(lab, mapping)
         what = "; ".join(f"{k} drops {','.join(v)}" for k, v in mapping.items())
+        result["grudge"] = {k: list(v) for k, v in mapping.items()}
     else:
         if not (args.src and args.dst):
             raise UsageError("partition: --from and --to go together", "e.g. 'partition LAB --from h1 --to h2'")
         fl.partition_oneway(lab, args.src.split(","), args.dst.split(","))
         what = f"{args.src} -> {args.dst} dropped"
-    print(f"lab {args.name}: partition {what}")
-    return 0
+        result.update({"from": args.src.split(","), "to": args.dst.split(",")})
+    return _done(args, f"lab {args.name}: partition {what}", result)
 
 
 def heal(args: argparse.Namespace) -> int:
     fl.heal(Lab.attach(args.name))
-    print(f"lab {args.name}: healed (no partitions)")
-    return 0
+    return _done(args, f"lab {args.name}: healed (no partitions)", {"verb": "heal"})
+
+
+def _impair_ends(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(A, B, direction) from `A B [--dir D]` or `--from A --to B`."""
+    if args.src is not None or args.dst is not None:
+        if args.a is not None or args.b is not None or args.dir is not None:
+            raise UsageError("impair: give A B [--dir D], or --from A --to B (one form)",
+                             "e.g. 'impair LAB h1 s1 --loss 5%' (both ways) or "
+                             "'impair LAB --from h1 --to s1 --loss 5%'")
+        if args.src is None or args.dst is None:
+            raise UsageError("impair: --from and --to go together", "e.g. 'impair LAB --from h1 --to s1 --loss 5%'")
+        return args.src, args.dst, "A->B"
+    if args.a is None or args.b is None:
+        raise UsageError("impair: name the link's two nodes (A B), or --from A --to B",
+                         "e.g. 'impair LAB h1 s1 --loss 5%' or 'impair LAB --from h1 --to s1 --loss 5%'")
+    return args.a, args.b, args.dir or "both"
 
 
 def impair(args: argparse.Namespace) -> int:
-    fl.parse_direction(args.dir, args.a, args.b)  # checked before the lab is even looked up
+    a, b, direction = _impair_ends(args)
+    dirs = fl.parse_direction(direction, a, b)  # checked before the lab is even looked up
+    shown = "both ways" if len(dirs) == 2 else f"{dirs[0][0]} -> {dirs[0][1]}"
     lab = Lab.attach(args.name)
     if args.clear:
         given = [k for k in ("loss", "duplicate", "rate", "corrupt", "delay", "jitter", "reorder") if getattr(args, k)]
         if given:
             raise UsageError(f"impair: --clear removes impairments; it takes no --{given[0]}",
                              "run --clear alone, or set a value to 0 to remove only that impairment")
-        fl.clear(lab, args.a, args.b, args.dir, args.iface)
-        print(f"lab {args.name}: impairments of {args.a}-{args.b} ({args.dir}) cleared")
-        return 0
-    fl.impair(lab, args.a, args.b, args.dir, loss=args.loss, rate=args.rate, duplicate=args.duplicate,
+        fl.clear(lab, a, b, direction, args.iface)
+        return _done(args, f"lab {args.name}: impairments of {a}-{b} ({shown}) cleared",
+                     {"verb": "impair", "a": a, "b": b, "directions": _dirs(dirs), "cleared": True})
+    fl.impair(lab, a, b, direction, loss=args.loss, rate=args.rate, duplicate=args.duplicate,
               corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, reorder=args.reorder, iface=args.iface)
-    print(f"lab {args.name}: {args.a}-{args.b} ({args.dir}) impaired")
+    asked = {k: getattr(args, k) for k in ("loss", "duplicate", "rate") if getattr(args, k) is not None}
+    return _done(args, f"lab {args.name}: {a}-{b} ({shown}) impaired",
+                 {"verb": "impair", "a": a, "b": b, "directions": _dirs(dirs), "set": asked})
+
+
+def _dirs(dirs: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"from": s, "to": d} for s, d in dirs]
+
+
+def _done(args: argparse.Namespace, line: str, result: dict[str, Any]) -> int:
+    """The line a person reads, or with --json the result object: what was done and the lab's faults now."""
+    if getattr(args, "json", False):
+        emit_json({"lab": args.name, **result, "ok": True, "faults": fl.faults(args.name)})
+    else:
+        print(line)
     return 0

@@ -1,4 +1,5 @@
-"""`nslab lab reach LAB [--from NODES] [--to NODES] [--tcp PORT | --udp PORT] [-6] [--timeout S]`."""
+"""`nslab lab reach LAB [--from NODES] [--to NODES] [--tcp PORT | --udp PORT] [-6] [--timeout S]
+[--failed | --matrix | --pingall]`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 
 from ..errors import UsageError
 from ..lab.lab import Lab
-from ..reach import reach
+from ..reach import PINGALL_MAX, reach
 from .common import emit_json, int_arg, lab_arg, node_list_arg, seconds_arg, verb_parser
 
 
@@ -25,6 +26,15 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("-6", dest="family", action="store_const", const=6, default=4, help="probe IPv6 addresses")
     p.add_argument("--timeout", type=seconds_arg("--timeout", 0.01, 3600), default=2.0, metavar="S",
                    help="give up on a pair after S s (2)")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--failed", dest="view", action="store_const", const="failed",
+                      help="only the pairs that failed, every one with its reason, and the summary (big labs)")
+    view.add_argument("--matrix", dest="view", action="store_const", const="matrix",
+                      help="the matrix: rows from, columns to ('.' ok, 'X' not, '>' one way only)")
+    view.add_argument("--pingall", dest="view", action="store_const", const="pingall",
+                      help=f"Mininet's pingall rows (h1 -> h2 h3 X); the default up to {PINGALL_MAX} targets, "
+                           "the summary beyond")
+    p.set_defaults(view="auto")
     p.set_defaults(handler=run)
 
 
@@ -46,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(res.to_json())
     else:
-        print(res.matrix_text())
+        print(res.text(args.view))
     return 0 if res.ok else 1

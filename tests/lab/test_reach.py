@@ -252,3 +252,112 @@ def test_cli_json_matrix_and_exit_codes(labs: Labs, cli: Callable[..., tuple[int
     assert rc == 2 and "tnosuchlab" in err
     rc, _, err = cli("lab", "reach", lab.name, "--tcp", "0")
     assert rc == 2
+
+
+# ---- the views a person reads: Mininet's pingall rows, the summary and --failed for big labs -------------
+def _result(n: int, bad: set[tuple[str, str]], one_way: set[tuple[str, str]] | None = None) -> Any:
+    from nslab.reach import PairResult, ReachResult
+
+    one_way = one_way or set()
+
+    hosts = [f"h{k}" for k in range(1, n + 1)]
+    res = ReachResult("x", "icmp", 4, None, 1.0, hosts, hosts, {h: f"10.0.{k // 250}.{k % 250 + 1}"
+                                                                for k, h in enumerate(hosts)})
+    for s in hosts:
+        for d in hosts:
+            if s != d:
+                res.pairs[(s, d)] = (PairResult(False, None, "one way only", one_way=True) if (s, d) in one_way
+                                     else PairResult(False, None, "timeout") if (s, d) in bad
+                                     else PairResult(True, 0.1, "ok"))
+    res.seconds = 0.5
+    return res
+
+
+def test_pingall_rows_and_results_line() -> None:
+    res = _result(3, {("h1", "h3"), ("h3", "h1"), ("h3", "h2")}, {("h2", "h3")})
+    lines = res.text().splitlines()
+    assert lines[:5] == ["*** Ping: testing ping reachability", "h1 -> h2 X", "h2 -> h1 >", "h3 -> X X",
+                         "*** Results: 66% dropped (2/6 received)"]
+    assert "  h1 -> h3 (10.0.0.3): timeout" in lines
+    assert lines[-1] == "2/6 pairs reachable (and 1 one way only) in 0.50 s"
+    assert any(ln.startswith("  '>': one way only") for ln in lines)
+    ok = _result(2, set()).text().splitlines()
+    assert ok == ["*** Ping: testing ping reachability", "h1 -> h2", "h2 -> h1",
+                  "*** Results: 0% dropped (2/2 received)", "2/2 pairs reachable in 0.50 s"]
+    assert res.text("matrix") == res.matrix_text() and "X" in res.matrix_text().splitlines()[2]
+
+
+def test_big_labs_get_a_summary_and_failed_lists_every_pair() -> None:
+    bad = {(f"h{k}", "h7") for k in range(1, 501) if k != 7}  # h7 unreachable from everyone
+    res = _result(500, bad)
+    text = res.text()  # auto: 500 targets, no matrix, no pingall rows
+    assert max(len(ln) for ln in text.splitlines()) < 200
+    assert text.splitlines()[-1] == "249001/249500 pairs reachable in 0.50 s"
+    assert len(text.splitlines()) == 20 + 1 + 1 and "... and 479 more failed pairs (--failed lists them all" in text
+    failed = res.text("failed").splitlines()
+    assert len(failed) == 499 + 1 and all(re.fullmatch(r"  h\d+ -> h7 \(10\.0\.0\.7\): timeout", ln)
+                                          for ln in failed[:-1])
+    header = res.matrix_text().splitlines()[0]
+    assert len(header) > 1000  # what the matrix would have been: why it is not the default
+
+
+def _mininet_pingall(lab: Lab) -> str:
+    """Mininet's own `Mininet.ping()` (pingall), its hosts standing for our lab's: each runs the real `ping`
+    Mininet composes inside the host's namespace. Returns what Mininet prints."""
+    import logging
+
+    from mininet.log import lg, setLogLevel
+    from mininet.net import Mininet
+
+    class Host:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.intfs = {0: "eth0"}
+            self.netns = lab[name].netns
+            self.ip = lab.plan.primary_ipv4(name)
+
+        def IP(self) -> str | None:  # Mininet's name
+            return self.ip
+
+        def cmd(self, command: str) -> str:
+            res = subprocess.run(["ip", "netns", "exec", self.netns, "sh", "-c", command], capture_output=True,
+                                 text=True, timeout=30, env={**os.environ, "LANG": "C"})
+            return res.stdout + res.stderr
+
+    chunks: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            chunks.append(record.getMessage())
+
+    net = Mininet.__new__(Mininet)  # no Mininet network: its ping() over our nodes
+    net.hosts = [Host(n.name) for n in lab.plan.nodes if n.kind == "host"]
+    setLogLevel("output")
+    keep = Keep()
+    lg.addHandler(keep)
+    saved = list(lg.handlers)
+    for h in saved:
+        if h is not keep:
+            lg.removeHandler(h)
+    try:
+        net.ping(timeout="1")
+    finally:
+        lg.removeHandler(keep)
+        for h in saved:
+            if h is not keep:
+                lg.addHandler(h)
+    return "".join(chunks)
+
+
+def test_pingall_rows_are_mininets(labs: Labs, cli: Callable[..., tuple[int, str, str]]) -> None:
+    pytest.importorskip("mininet.net", reason="Mininet (the anchor) is not installed: pip install mininet")
+    lab = labs.topo("single", 4)
+    ip_down(lab, "h3", "eth0")
+    theirs = _mininet_pingall(lab)
+    rc, ours, _ = cli("lab", "reach", lab.name, "--timeout", "1")
+    assert rc == 1
+    print(f"\nMininet:\n{theirs}nslab:\n{ours}")
+    rows = [ln.rstrip() for ln in theirs.splitlines()]  # Mininet ends each row with a space
+    assert rows[0] == "*** Ping: testing ping reachability" and rows[-1].startswith("*** Results:")
+    assert ours.splitlines()[:len(rows)] == rows
+    assert rows[1:-1] == ["h1 -> h2 X h4", "h2 -> h1 X h4", "h3 -> X X X", "h4 -> h1 h2 X"]
