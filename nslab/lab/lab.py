@@ -5,25 +5,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from .. import nodes as node_run
 from ..errors import NotFoundError, NslabError, UsageError
+from ..kernel.packet import DEFAULT_SNAPLEN
 from ..namespace import Namespace
 from . import apply, builtin, reconcile
 from . import state as st
 from .plan import LinkPlan, Plan, make_plan
+from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
 
 if TYPE_CHECKING:
-    from ..capture import Capture
+    from ..capture import Capture, Packet
     from ..perf import PerfResult
     from ..reach import ReachResult
-from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
+
+PERF_WARMUP = 0.3  # nslab.perf.WARMUP (a test holds them equal): perf is imported on first use only
 
 
 def topology_to_data(t: Topology) -> dict[str, Any]:
@@ -309,11 +312,14 @@ class Lab:
         return self.topology.add_link(*endpoints, mtu=mtu)
 
     # ---- seeing inside (nslab.reach, .top, .graph, .perf, .capture) -------------------------
-    def reach(self, **kwargs: Any) -> ReachResult:
-        """All-pairs reachability, probed concurrently (see nslab.reach.reach for the options)."""
+    def reach(self, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+              timeout: float = 2.0, proto: str = "icmp", port: int | None = None, family: int = 4,
+              retry: float = 0.25, one_way: bool = True) -> ReachResult:
+        """All-pairs reachability, probed concurrently (nslab.reach.reach)."""
         from ..reach import reach
 
-        return reach(self, **kwargs)
+        return reach(self, sources, targets, timeout=timeout, proto=proto, port=port, family=family, retry=retry,
+                     one_way=one_way)
 
     def graph(self, fmt: str = "mermaid") -> str:
         from ..graph import graph
@@ -326,16 +332,21 @@ class Lab:
 
         return sample(self)
 
-    def perf(self, a: str, b: str, **kwargs: Any) -> PerfResult:
+    def perf(self, a: str, b: str, udp: bool = False, seconds: float = 3.0, rate: float | str | None = None,
+             warmup: float = PERF_WARMUP) -> PerfResult:
+        """Throughput from node A to node B (nslab.perf.perf)."""
         from ..perf import perf
 
-        return perf(self, a, b, **kwargs)
+        return perf(self, a, b, udp=udp, seconds=seconds, rate=rate, warmup=warmup)
 
-    def capture(self, node: str, iface: str | None = None, **kwargs: Any) -> Capture:
+    def capture(self, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
+                write: str | IO[bytes] | None = None, keep: bool = False, snaplen: int = DEFAULT_SNAPLEN,
+                on_packet: Callable[[Packet], None] | None = None) -> Capture:
         """A packet capture on NODE's interface, as a context manager (nslab.capture.capture)."""
         from ..capture import capture
 
-        return capture(self, node, iface, **kwargs)
+        return capture(self, node, iface, count=count, filter=filter, write=write, keep=keep, snaplen=snaplen,
+                       on_packet=on_packet)
 
     # ---- breaking it on purpose (nslab.faults) ----------------------------------------------
     def partition(self, *groups: Sequence[str]) -> None:
@@ -353,10 +364,16 @@ class Lab:
 
         faults.link_state(self, a, b, up, iface)
 
-    def impair(self, a: str, b: str, direction: str | None = "both", **kwargs: Any) -> None:
+    def impair(self, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
+               rate: str | int | None = None, duplicate: str | float | None = None,
+               corrupt: str | float | None = None, delay: str | float | None = None,
+               jitter: str | float | None = None, reorder: str | float | None = None,
+               iface: str | None = None) -> None:
+        """Impair the link A-B in DIRECTION (nslab.faults.impair)."""
         from .. import faults
 
-        faults.impair(self, a, b, direction, **kwargs)
+        faults.impair(self, a, b, direction, loss=loss, rate=rate, duplicate=duplicate, corrupt=corrupt,
+                      delay=delay, jitter=jitter, reorder=reorder, iface=iface)
 
     # ---- nodes --------------------------------------------------------------------------------
     def __getitem__(self, node: str) -> LabNode:
@@ -369,28 +386,7 @@ class Lab:
 
     def resolve(self, argv: Sequence[str]) -> list[str]:
         """Replace words that are node names by the node's first IPv4 address (Mininet's `h1 ping h2`)."""
-        names = {n.name for n in self.plan.nodes}
-        out = []
-        for word in argv:
-            if word in names and (addr := self.plan.primary_ipv4(word)):
-                out.append(addr)
-            else:
-                out.append(_resolve_embedded(word, names, self.plan))
-        return out
-
-
-_WORD = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*)(?=[:/])")
-
-
-def _resolve_embedded(word: str, names: set[str], plan: Plan) -> str:
-    """`h2:8080` and `http://h2/x` also resolve: a node name before ':' or '/'."""
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        addr = plan.primary_ipv4(name) if name in names else None
-        return addr or name
-
-    return _WORD.sub(sub, word)
+        return node_run.resolve(self.plan, argv)
 
 
 class LabNode:
@@ -424,18 +420,9 @@ class LabNode:
         return Namespace.open(self.netns)
 
     def run(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """Run a program in the node; words naming nodes become their addresses unless resolve=False."""
-        cmd = self.lab.resolve(argv) if resolve else list(argv)
-        ns = self.namespace()
-        try:
-            return ns.run(cmd, **kwargs)
-        finally:
-            ns.close()
+        """Run a program in the node (subprocess.run's keywords); words naming nodes become their addresses
+        unless resolve=False."""
+        return node_run.run(self.lab, self.name, argv, resolve, **kwargs)
 
     def popen(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
-        cmd = self.lab.resolve(argv) if resolve else list(argv)
-        ns = self.namespace()
-        try:
-            return ns.popen(cmd, **kwargs)
-        finally:
-            ns.close()
+        return node_run.popen(self.lab, self.name, argv, resolve, **kwargs)
