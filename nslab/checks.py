@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 from . import nodes, probe
 from .errors import UsageError
-from .lab.topology import Check, Topology
+from .lab.model import Check
+from .lab.spec import Topology
 from .lab.view import LabView
 
 

@@ -18,8 +18,10 @@ from ..kernel.packet import DEFAULT_SNAPLEN
 from ..namespace import Namespace
 from . import apply, builtin, reconcile
 from . import state as st
+from .loader import load_file
+from .model import Check, Endpoint, Link, Node, Pools
 from .plan import LinkPlan, Plan, make_plan
-from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
+from .spec import Topology
 
 if TYPE_CHECKING:
     from ..capture import Capture, Packet

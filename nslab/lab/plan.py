@@ -9,8 +9,9 @@ from typing import Any
 
 from ..errors import NotFoundError
 from .addressing import assign
+from .checks import Checker
+from .model import TopologyData
 from .routing import RoutePlan, compute_routes
-from .topology import Topology
 
 __all__ = ["IfacePlan", "LinkPlan", "NodePlan", "Plan", "RoutePlan", "SegmentPlan", "make_plan"]
 
@@ -102,9 +103,9 @@ class Plan:
         return asdict(self)
 
 
-def make_plan(topo: Topology) -> Plan:
+def make_plan(topo: TopologyData) -> Plan:
     """Check the topology and plan it; raises UsageError (file, line, field) on anything wrong."""
-    topo.check()
+    Checker(topo).all()
     addr = assign(topo)
     lab = topo.name
     nodes = tuple(
