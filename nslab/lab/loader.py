@@ -20,20 +20,45 @@ import yaml
 
 from ..errors import NotFoundError, UsageError
 from .checks import closest
-from .model import CHECK_KINDS, DEFAULT_POOLS, Check, Endpoint, Link, Node, Pools
+from .model import CHECK_KINDS, Check, Endpoint, Link, Node, Pools
 from .spec import Topology
 
 MAX_FILE_BYTES = 1 << 20  # a topology file is text a person writes: 1 MiB holds ~30000 nodes and links
 MAX_DEPTH = 32  # the deepest field is 5 levels down (links[i].impair.A->B.loss); YAML nests recursively
 MAX_EXPANDED = 500_000  # YAML nodes after expanding aliases: a few KB of '*a' must not become billions
 
-TOP_KEYS = ("name", "routing", "pools", "nodes", "links", "checks")
-PORT_CHECK_KEYS = ("from", "to", "port")
-NODE_KEYS = ("kind",)
-LINK_KEYS = ("endpoints", "mtu", "prefix", "prefix6", "impair")
-IMPAIR_KEYS = ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
-ENDPOINT_KEYS = ("node", "ifname", "ipv4", "ipv6")
-POOL_KEYS = tuple(DEFAULT_POOLS)
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema (draft 2020-12) of the file; editors and CI can check files with it."""
+    data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("schema.json").read_text())
+    return data
+
+
+# The keys each mapping of the file accepts, in the order error hints list them: read from the schema, the
+# one place they are written (tests hold the schema's enums to the model's KINDS, ROUTING, CHECK_KINDS).
+def _object(schema: dict[str, Any]) -> dict[str, Any]:
+    """The mapping form of a field (itself, or the object branch of its oneOf)."""
+    if "properties" in schema:
+        return schema
+    return next(o for o in schema["oneOf"] if o.get("type") == "object")
+
+
+def _keys(schema: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(_object(schema)["properties"])
+
+
+_SCHEMA = json_schema()
+_TOP = _SCHEMA["properties"]
+_CHECKS = {c["required"][0]: c for c in _TOP["checks"]["items"]["oneOf"]}  # check kind -> its form
+TOP_KEYS = _keys(_SCHEMA)
+POOL_KEYS = _keys(_TOP["pools"])
+NODE_KEYS = _keys(_TOP["nodes"]["additionalProperties"])
+LINK_KEYS = _keys(_TOP["links"]["items"])
+ENDPOINT_KEYS = _keys(_SCHEMA["$defs"]["endpoint"])
+IMPAIR_KEYS = _keys(_SCHEMA["$defs"]["impairments"])
+CHECK_KEYS = (*CHECK_KINDS, *dict.fromkeys(k for c in _CHECKS.values() for k in c["properties"] if k not in _CHECKS))
+PORT_CHECK_KEYS = _keys(_CHECKS["port_open"]["properties"]["port_open"])
 
 _DECIMAL = re.compile(r"-?([0-9]+)")  # ASCII digits only ([0-9], not \d, which takes any script's digits)
 _YAML11_INT_FORMS = (  # the forms of PyYAML's int resolver, with what they mean
@@ -44,12 +69,6 @@ _YAML11_INT_FORMS = (  # the forms of PyYAML's int resolver, with what they mean
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _NULL = "tag:yaml.org,2002:null"
-
-
-def json_schema() -> dict[str, Any]:
-    """The published JSON Schema (draft 2020-12) of the file; editors and CI can check files with it."""
-    data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("schema.json").read_text())
-    return data
 
 
 def load_file(path: str | Path) -> Topology:
@@ -277,7 +296,7 @@ class _Loader:
         out = []
         for i, item in enumerate(node.value):
             path = f"checks[{i}]"
-            fields = self.mapping(item, path, (*CHECK_KINDS, "retries"), "a check", hint)
+            fields = self.mapping(item, path, CHECK_KEYS, "a check", hint)
             kinds = [k for k in fields if k in CHECK_KINDS]
             if len(kinds) != 1:
                 self.fail(item, path, "a check names exactly one of: " + ", ".join(CHECK_KINDS), hint)
