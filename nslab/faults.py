@@ -35,7 +35,7 @@ import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
@@ -622,7 +622,6 @@ def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss
     """Set impairments on the link A-B in DIRECTION ('both', 'A->B', 'B->A'). Given values replace the ones
     set before (0 removes one); those not given stay. delay/jitter/reorder/corrupt need netem: without it,
     FeatureMissing and nothing applied."""
-    from .kernel import tc
 
     plan = lab.plan
     ea, eb = find_link(plan, a, b, iface)
@@ -634,26 +633,54 @@ def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss
     if p_loss is None and p_dup is None and p_rate is None and not netem:
         raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
     if netem:
-        src_ns = plan.node(dirs[0][0]).netns
-        if not tc.have_qdisc(src_ns, "netem"):
-            raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
-                                 "nothing was applied",
-                                 "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
-                                 "only (they work without netem)")
-        raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
-                         "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+        _refuse_netem(plan, dirs[0][0], netem)
     ends = {a: ea, b: eb}
     with _change(lab) as (_, new):
         for src, dst in dirs:
-            key = (src, ends[src].ifname, dst, ends[dst].ifname)
-            cur = new.impair.get(key, Impairment())
-            imp = Impairment(cur.loss if p_loss is None else p_loss or None,
-                             cur.duplicate if p_dup is None else p_dup or None,
-                             cur.rate if p_rate is None else p_rate or None)
-            if imp.empty():
-                new.impair.pop(key, None)
-            else:
-                new.impair[key] = imp
+            _merge_impairment(new, (src, ends[src].ifname, dst, ends[dst].ifname), p_loss, p_dup, p_rate)
+
+
+def _refuse_netem(plan: Plan, src: str, netem: Sequence[str]) -> NoReturn:
+    from .kernel import tc
+
+    if not tc.have_qdisc(plan.node(src).netns, "netem"):
+        raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
+                             "nothing was applied",
+                             "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
+                             "only (they work without netem)")
+    raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
+                     "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+
+
+def _merge_impairment(new: FaultState, key: tuple[str, str, str, str], loss: float | None, dup: float | None,
+                      rate: int | None) -> None:
+    """Given values replace the ones set before (0 removes one); None keeps it."""
+    cur = new.impair.get(key, Impairment())
+    imp = Impairment(cur.loss if loss is None else loss or None, cur.duplicate if dup is None else dup or None,
+                     cur.rate if rate is None else rate or None)
+    if imp.empty():
+        new.impair.pop(key, None)
+    else:
+        new.impair[key] = imp
+
+
+def apply_declared(lab: LabView) -> None:
+    """The impairments the plan declares (the file's `impair:`) into the fault record and the kernel, as
+    `impair` would set them. For `Lab.up`: it holds the lab's lock (so none is taken here) and rolls the whole
+    lab back when this raises; on a failure part-way the record and the kernel are put back first."""
+    plan = lab.plan
+    for ip in plan.impairments:
+        if ip.loss is None and ip.duplicate is None and ip.rate is None and not ip.netem:
+            raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
+        if ip.netem:
+            _refuse_netem(plan, ip.src, ip.netem)
+    if not plan.impairments:
+        return
+    old = load_state(lab.name)
+    new = old.copy()
+    for ip in plan.impairments:
+        _merge_impairment(new, (ip.src, ip.src_ifname, ip.dst, ip.dst_ifname), ip.loss, ip.duplicate, ip.rate)
+    _commit(lab, old, new)
 
 
 def clear(lab: LabView, a: str, b: str, direction: str | None = "both", iface: str | None = None) -> None:

@@ -16,9 +16,11 @@ from .. import nodes as node_run
 from ..errors import NotFoundError, NslabError, UsageError
 from ..kernel.packet import DEFAULT_SNAPLEN
 from ..namespace import Namespace
+from ..shield import run_cleanup
 from . import apply, builtin, reconcile
 from . import state as st
-from .loader import load_file
+from .checks import Checker
+from .loader import parse_file
 from .model import Check, Endpoint, Link, Node, Pools
 from .plan import LinkPlan, Plan, make_plan
 from .spec import Topology
@@ -68,9 +70,9 @@ def digest(topology: Topology) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _finish_record(rec: st.LabState, topology: Topology) -> None:
+def _finish_record(rec: st.LabState, topology: Topology, plan_digest: str) -> None:
     rec.topology = topology_to_data(topology)
-    rec.plan_digest = digest(topology)
+    rec.plan_digest = plan_digest
 
 
 def down_by_name(name: str, progress: apply.Progress | None = None) -> tuple[int, int]:
@@ -125,14 +127,19 @@ class Lab:
         self.topology = topology
         self.source = source
         self._plan: Plan | None = None
+        self._planned = ""  # the digest of the topology _plan was made from
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path, name: str | None = None) -> Lab:
-        t = load_file(path)
+        """The lab of a topology file, planned (checked, addressed, routed) once, here."""
+        t = parse_file(path)
         if name:
+            Checker(t).lab()  # the file's own name must be valid too, whatever --name says
             t.name = name
-        return cls(t, os.path.abspath(path))
+        lab = cls(t, os.path.abspath(path))
+        lab.plan  # noqa: B018  (planning is the file's validation: its errors belong to loading)
+        return lab
 
     @classmethod
     def topo(cls, kind: str, *args: int, name: str | None = None) -> Lab:
@@ -161,15 +168,20 @@ class Lab:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            self._plan = make_plan(self.topology)
+            self._plan, self._planned = make_plan(self.topology), digest(self.topology)
         return self._plan
 
     # ---- life cycle ---------------------------------------------------------------------------
     def up(self, progress: apply.Progress | None = None) -> UpResult:
-        """Create the lab; on a running lab, add what the topology gained, or refuse a change."""
-        self._plan = None
-        plan = self.plan
+        """Create the lab; on a running lab, add what the topology gained, or refuse a change. Declared
+        impairments are applied within the same all-or-nothing: if they fail, nothing of the lab is left."""
+        from .. import faults
+
         t0 = time.perf_counter()
+        planned = digest(self.topology)
+        if self._plan is None or self._planned != planned:  # the topology changed since it was planned
+            self._plan, self._planned = make_plan(self.topology), planned
+        plan = self._plan
         with st.locked(self.name):
             rec = st.load(self.name)
             # We hold the lab's lock, and an `up` holds it from start to end: a record still
@@ -180,7 +192,7 @@ class Lab:
                     f"remove its remains with 'nslab lab down {self.name}', then run up again",
                 )
             if rec is not None:
-                if rec.plan_digest == digest(self.topology):
+                if rec.plan_digest == planned:
                     return self._repair(plan, t0)
                 return self._reconcile(rec, plan, t0, progress)
             clash = [n.netns for n in plan.nodes if os.path.lexists(f"/run/netns/{n.netns}")]
@@ -193,32 +205,17 @@ class Lab:
             # The intent record holds names only; the topology joins it once the lab is up.
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
                               created=time.time())
-            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology))
-        try:
-            self._apply_declared_impairments()
-        except BaseException:
-            self.down()  # all or nothing: a lab whose declared faults cannot be applied is not left up
-            raise
+
+            def declared() -> None:
+                try:
+                    faults.apply_declared(self)
+                except BaseException:
+                    run_cleanup(lambda: faults.forget(self.name))  # the lab is rolled back: its record goes too
+                    raise
+
+            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology, planned), then=declared)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
-
-    def _apply_declared_impairments(self) -> None:
-        """The `impair:` of the file's links, through the same call as `nslab lab impair`."""
-        from .. import faults
-
-        seen: dict[frozenset[str], int] = {}  # point-to-point links met so far between each pair
-        for link in self.topology.links:
-            if len(link.endpoints) != 2:
-                continue
-            a, b = link.endpoints[0].node, link.endpoints[1].node
-            nth = seen.get(frozenset((a, b)), 0)
-            seen[frozenset((a, b))] = nth + 1
-            if not link.impair:
-                continue
-            found = faults.links_between(self.plan, a, b)  # in file order, A's end first
-            iface = found[nth][0].ifname if len(found) > 1 else None
-            for direction, values in link.impair.items():
-                faults.impair(self, a, b, direction, iface=iface, **values)
 
     def _desired(self, plan: Plan) -> tuple[reconcile.Faults, set[str], set[tuple[str, str]], bool]:
         """The active faults as the reconcile engine takes them: (faults, nft to rewrite, rates to rewrite,
@@ -287,8 +284,7 @@ class Lab:
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
                  only_routes=True, then=routes_of_the_rest)
         # Only now: a failed grow keeps the old topology on record, so the next `up` retries it.
-        rec.topology = topology_to_data(self.topology)
-        rec.plan_digest = digest(self.topology)
+        _finish_record(rec, self.topology, self._planned)
         st.save(rec)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0, len(new_nodes), len(new_links))
@@ -302,15 +298,15 @@ class Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from ..shield import run_cleanup
-
         run_cleanup(self.down)  # a Ctrl-C during the teardown must not leave half the lab behind
 
     # ---- growing a running lab ---------------------------------------------------------------
     def add_node(self, name: str, kind: str = "host") -> Node:
+        self._plan = None  # planned again by `up` (or the next use of .plan)
         return self.topology.add_node(name, kind)
 
     def add_link(self, *endpoints: str, mtu: int | None = None) -> Link:
+        self._plan = None
         return self.topology.add_link(*endpoints, mtu=mtu)
 
     # ---- seeing inside (nslab.reach, .top, .graph, .perf, .capture) -------------------------

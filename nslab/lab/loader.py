@@ -73,6 +73,12 @@ _NULL = "tag:yaml.org,2002:null"
 
 def load_file(path: str | Path) -> Topology:
     """Read and validate a topology file."""
+    return parse_file(path).validate()
+
+
+def parse_file(path: str | Path) -> Topology:
+    """Read a topology file into a Topology, checking its YAML and keys only: the rules and the addressing
+    are checked by `validate`, or by planning it (`make_plan`), which `Lab.from_file` does once."""
     source = str(path)
     data = read_file(path, source)
     try:
@@ -82,7 +88,7 @@ def load_file(path: str | Path) -> Topology:
         raise UsageError(
             f"{source}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})", "save the file as UTF-8"
         ) from None
-    return load_text(text, source)
+    return parse_text(text, source)
 
 
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
@@ -145,7 +151,12 @@ def read_file(path: str | Path, source: str, limit: int = MAX_FILE_BYTES) -> byt
 
 def load_text(text: str, source: str = "<string>") -> Topology:
     """Parse and validate a topology from YAML text; `source` names it in error messages."""
-    return _Loader(source).load(text).validate()
+    return parse_text(text, source).validate()
+
+
+def parse_text(text: str, source: str = "<string>") -> Topology:
+    """Parse a topology from YAML text (its YAML and keys checked, not yet its rules: see parse_file)."""
+    return _Loader(source).load(text)
 
 
 def _kind(node: yaml.Node) -> str:
