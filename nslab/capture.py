@@ -29,7 +29,7 @@ from .errors import NotFoundError, UsageError
 from .kernel.packet import DEFAULT_SNAPLEN, PacketSocket, RawPacket, compile_filter
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
+    from .lab.view import LabView
 
 __all__ = ["Capture", "Packet", "PcapWriter", "capture", "decode", "parse_target"]
 
@@ -177,7 +177,7 @@ def parse_target(text: str) -> tuple[str, str | None]:
     return node, iface or None
 
 
-def resolve_iface(lab: Lab, node: str, iface: str | None) -> str:
+def resolve_iface(lab: LabView, node: str, iface: str | None) -> str:
     """The interface to capture on: IFACE if the node has it in the plan (or its bridge, or lo), else its first."""
     plan = lab.plan
     np = plan.node(node)
@@ -198,7 +198,7 @@ def resolve_iface(lab: Lab, node: str, iface: str | None) -> str:
 class Capture:
     """A running capture; a context manager. Reads on a thread of its own until count, stop() or exit."""
 
-    def __init__(self, lab: Lab, node: str, iface: str | None = None, count: int | None = None,
+    def __init__(self, lab: LabView, node: str, iface: str | None = None, count: int | None = None,
                  filter: str | None = None, write: str | IO[bytes] | None = None, keep: bool = False,
                  snaplen: int = DEFAULT_SNAPLEN, on_packet: Callable[[Packet], None] | None = None) -> None:
         if count is not None and count < 1:
@@ -394,7 +394,7 @@ class Capture:
                 f"{self.drops} dropped by kernel{extra}")
 
 
-def capture(lab: Lab, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
+def capture(lab: LabView, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
             write: str | IO[bytes] | None = None, keep: bool = False, snaplen: int = DEFAULT_SNAPLEN,
             on_packet: Callable[[Packet], None] | None = None) -> Capture:
     """A capture on NODE's IFACE (default: its first lab interface; `node` may be `NODE:IFACE`).

@@ -10,12 +10,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from . import probe
+from . import nodes, probe
 from .errors import UsageError
-from .lab.lab import Lab
-from .lab.topology import Check
+from .lab.model import Check
+from .lab.spec import Topology
+from .lab.view import LabView
+
+
+class CheckedLab(LabView, Protocol):
+    """A lab whose topology's `checks:` run_checks runs by default (a `Lab` is one)."""
+
+    @property
+    def topology(self) -> Topology: ...
 
 
 @dataclass
@@ -36,7 +44,7 @@ class CheckResult:
                 "detail": self.detail, "tries": self.tries, "seconds": round(self.seconds, 3)}
 
 
-def _address(lab: Lab, node: str) -> str:
+def _address(lab: LabView, node: str) -> str:
     addr = lab.plan.primary_ipv4(node)
     if addr is None:
         raise UsageError(f"node {node!r} of lab {lab.name!r} has no IPv4 address to probe",
@@ -44,12 +52,12 @@ def _address(lab: Lab, node: str) -> str:
     return addr
 
 
-def _ping(lab: Lab, src: str, addr: str) -> bool:
-    res = lab[src].run(["ping", "-n", "-c1", "-W1", addr], resolve=False, capture_output=True, text=True)
+def _ping(lab: LabView, src: str, addr: str) -> bool:
+    res = nodes.run(lab, src, ["ping", "-n", "-c1", "-W1", addr], False, capture_output=True, text=True)
     return res.returncode == 0
 
 
-def run_check(lab: Lab, check: Check) -> CheckResult:
+def run_check(lab: LabView, check: Check) -> CheckResult:
     t0 = time.monotonic()
     tries = check.tries
     if check.kind == "port_open":
@@ -58,7 +66,7 @@ def run_check(lab: Lab, check: Check) -> CheckResult:
         reason = ""
         for n in range(1, tries + 1):
             start = time.monotonic()
-            res = probe.connect(host, check.port, timeout=1.0, netns=lab[check.src].netns)
+            res = probe.connect(host, check.port, timeout=1.0, netns=lab.plan.node(check.src).netns)
             if res.ok:
                 return CheckResult(check, True, f"{host}:{check.port} open", n, time.monotonic() - t0)
             reason = res.reason
@@ -80,5 +88,5 @@ def run_check(lab: Lab, check: Check) -> CheckResult:
     return CheckResult(check, True, f"{addr} did not answer", tries, time.monotonic() - t0)
 
 
-def run_checks(lab: Lab, checks: Sequence[Check] | None = None) -> list[CheckResult]:
+def run_checks(lab: CheckedLab, checks: Sequence[Check] | None = None) -> list[CheckResult]:
     return [run_check(lab, c) for c in (lab.topology.checks if checks is None else checks)]

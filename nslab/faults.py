@@ -35,7 +35,7 @@ import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
@@ -46,8 +46,8 @@ from .units import parse_percent as parse_percent
 from .units import parse_time as parse_time
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
     from .lab.plan import IfacePlan, Plan
+    from .lab.view import LabView
 
 FAULT_DIR = "/run/nslab/faults"
 NUMGEN_MOD = 10000  # percentages to 0.01 %
@@ -450,7 +450,8 @@ def _scope(plan: Plan, old: FaultState, new: FaultState, everywhere: bool,
     return reconcile.affected(plan, touched), force_nft, force_rates
 
 
-def _commit(lab: Lab, old: FaultState, new: FaultState, everywhere: bool = False, extra: Iterable[str] = ()) -> None:
+def _commit(lab: LabView, old: FaultState, new: FaultState, everywhere: bool = False,
+            extra: Iterable[str] = ()) -> None:
     """Record NEW as intent, then bring the kernel to the plan under NEW; on failure, back to OLD."""
     from .shield import run_cleanup
 
@@ -496,7 +497,8 @@ def _refuse_broken(rep: reconcile.Report) -> None:
 
 
 @contextlib.contextmanager
-def _change(lab: Lab, everywhere: bool = False, extra: Iterable[str] = ()) -> Iterator[tuple[FaultState, FaultState]]:
+def _change(lab: LabView, everywhere: bool = False,
+            extra: Iterable[str] = ()) -> Iterator[tuple[FaultState, FaultState]]:
     """Lock the lab, hand out (old, new) records; the caller edits NEW; then record and apply it.
     EVERYWHERE: reconcile every node of the lab (heal, clear_all: whatever the record says)."""
     from .lab import state as st
@@ -509,7 +511,7 @@ def _change(lab: Lab, everywhere: bool = False, extra: Iterable[str] = ()) -> It
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
-def link_state(lab: Lab, a: str, b: str, up: bool, iface: str | None = None) -> None:
+def link_state(lab: LabView, a: str, b: str, up: bool, iface: str | None = None) -> None:
     """Set the link between A and B down (both veth ends) or up again. Idempotent."""
     ea, eb = find_link(lab.plan, a, b, iface)
     key = _link_key(lab.plan, ea, eb)
@@ -520,7 +522,7 @@ def link_state(lab: Lab, a: str, b: str, up: bool, iface: str | None = None) -> 
             new.links_down.append(key)
 
 
-def flap(lab: Lab, a: str, b: str, period: float, count: int, iface: str | None = None) -> None:
+def flap(lab: LabView, a: str, b: str, period: float, count: int, iface: str | None = None) -> None:
     """COUNT times: the link down for PERIOD/2 seconds, then up for PERIOD/2. Ends up, even on Ctrl-C."""
     if not 0.02 <= period <= 3600:
         raise UsageError(f"invalid flap period {period!r} s", "give a period from 0.02 to 3600 seconds")
@@ -537,7 +539,7 @@ def flap(lab: Lab, a: str, b: str, period: float, count: int, iface: str | None 
         link_state(lab, a, b, True, iface)
 
 
-def node_stop(lab: Lab, node: str) -> list[int]:
+def node_stop(lab: LabView, node: str) -> list[int]:
     """Freeze NODE: every interface of it down and its processes SIGSTOPped. Returns the stopped pids."""
     ns = lab.plan.node(node).netns
     with _change(lab) as (old, new):
@@ -548,7 +550,7 @@ def node_stop(lab: Lab, node: str) -> list[int]:
         return new.stopped[node]
 
 
-def node_start(lab: Lab, node: str) -> None:
+def node_start(lab: LabView, node: str) -> None:
     """Undo node_stop: SIGCONT the processes it stopped, interfaces up (except links that are down)."""
     lab.plan.node(node)
     with _change(lab, extra=[node]) as (_, new):
@@ -563,7 +565,7 @@ def _check_partition_nodes(plan: Plan, nodes: Iterable[str]) -> None:
                              "partition hosts and routers; to cut a switch off, set its links down")
 
 
-def grudge(lab: Lab, mapping: Mapping[str, Iterable[str]]) -> None:
+def grudge(lab: LabView, mapping: Mapping[str, Iterable[str]]) -> None:
     """Jepsen's grudge: each node drops everything the listed nodes send it (added to current partitions)."""
     plan = lab.plan
     clean = {k: sorted(set(v)) for k, v in mapping.items()}
@@ -578,21 +580,21 @@ def grudge(lab: Lab, mapping: Mapping[str, Iterable[str]]) -> None:
             new.grudge[k] = sorted(set(new.grudge.get(k, [])) | set(v))
 
 
-def partition(lab: Lab, groups: Sequence[Sequence[str]]) -> None:
+def partition(lab: LabView, groups: Sequence[Sequence[str]]) -> None:
     """Symmetric partition: nodes in different groups no longer reach each other (nodes not listed: untouched)."""
     if len(groups) < 2:
         raise UsageError("partition: give at least two groups", "e.g. partition LAB h1,h2 h3")
     grudge(lab, {n: [m for j, h in enumerate(groups) if j != i for m in h] for i, g in enumerate(groups) for n in g})
 
 
-def partition_oneway(lab: Lab, src: str | Sequence[str], dst: str | Sequence[str]) -> None:
+def partition_oneway(lab: LabView, src: str | Sequence[str], dst: str | Sequence[str]) -> None:
     """One-way: DST drops what SRC sends it (DST's packets still reach SRC)."""
     srcs = [src] if isinstance(src, str) else list(src)
     dsts = [dst] if isinstance(dst, str) else list(dst)
     grudge(lab, {d: srcs for d in dsts})
 
 
-def heal(lab: Lab) -> None:
+def heal(lab: LabView) -> None:
     """Remove every partition (grudge) of the lab. Impairments and link states stay. Every node is read
     back: nslab's rules the kernel holds go, whatever the record says, and the plan's routes come back."""
     with _change(lab, everywhere=True) as (_, new):
@@ -613,14 +615,13 @@ def _netem_impairments(delay: str | float | None, jitter: str | float | None, re
     return names
 
 
-def impair(lab: Lab, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
+def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
            rate: str | int | None = None, duplicate: str | float | None = None, corrupt: str | float | None = None,
            delay: str | float | None = None, jitter: str | float | None = None, reorder: str | float | None = None,
            iface: str | None = None) -> None:
     """Set impairments on the link A-B in DIRECTION ('both', 'A->B', 'B->A'). Given values replace the ones
     set before (0 removes one); those not given stay. delay/jitter/reorder/corrupt need netem: without it,
     FeatureMissing and nothing applied."""
-    from .kernel import tc
 
     plan = lab.plan
     ea, eb = find_link(plan, a, b, iface)
@@ -632,29 +633,57 @@ def impair(lab: Lab, a: str, b: str, direction: str | None = "both", *, loss: st
     if p_loss is None and p_dup is None and p_rate is None and not netem:
         raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
     if netem:
-        src_ns = plan.node(dirs[0][0]).netns
-        if not tc.have_qdisc(src_ns, "netem"):
-            raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
-                                 "nothing was applied",
-                                 "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
-                                 "only (they work without netem)")
-        raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
-                         "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+        _refuse_netem(plan, dirs[0][0], netem)
     ends = {a: ea, b: eb}
     with _change(lab) as (_, new):
         for src, dst in dirs:
-            key = (src, ends[src].ifname, dst, ends[dst].ifname)
-            cur = new.impair.get(key, Impairment())
-            imp = Impairment(cur.loss if p_loss is None else p_loss or None,
-                             cur.duplicate if p_dup is None else p_dup or None,
-                             cur.rate if p_rate is None else p_rate or None)
-            if imp.empty():
-                new.impair.pop(key, None)
-            else:
-                new.impair[key] = imp
+            _merge_impairment(new, (src, ends[src].ifname, dst, ends[dst].ifname), p_loss, p_dup, p_rate)
 
 
-def clear(lab: Lab, a: str, b: str, direction: str | None = "both", iface: str | None = None) -> None:
+def _refuse_netem(plan: Plan, src: str, netem: Sequence[str]) -> NoReturn:
+    from .kernel import tc
+
+    if not tc.have_qdisc(plan.node(src).netns, "netem"):
+        raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
+                             "nothing was applied",
+                             "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
+                             "only (they work without netem)")
+    raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
+                     "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+
+
+def _merge_impairment(new: FaultState, key: tuple[str, str, str, str], loss: float | None, dup: float | None,
+                      rate: int | None) -> None:
+    """Given values replace the ones set before (0 removes one); None keeps it."""
+    cur = new.impair.get(key, Impairment())
+    imp = Impairment(cur.loss if loss is None else loss or None, cur.duplicate if dup is None else dup or None,
+                     cur.rate if rate is None else rate or None)
+    if imp.empty():
+        new.impair.pop(key, None)
+    else:
+        new.impair[key] = imp
+
+
+def apply_declared(lab: LabView) -> None:
+    """The impairments the plan declares (the file's `impair:`) into the fault record and the kernel, as
+    `impair` would set them. For `Lab.up`: it holds the lab's lock (so none is taken here) and rolls the whole
+    lab back when this raises; on a failure part-way the record and the kernel are put back first."""
+    plan = lab.plan
+    for ip in plan.impairments:
+        if ip.loss is None and ip.duplicate is None and ip.rate is None and not ip.netem:
+            raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
+        if ip.netem:
+            _refuse_netem(plan, ip.src, ip.netem)
+    if not plan.impairments:
+        return
+    old = load_state(lab.name)
+    new = old.copy()
+    for ip in plan.impairments:
+        _merge_impairment(new, (ip.src, ip.src_ifname, ip.dst, ip.dst_ifname), ip.loss, ip.duplicate, ip.rate)
+    _commit(lab, old, new)
+
+
+def clear(lab: LabView, a: str, b: str, direction: str | None = "both", iface: str | None = None) -> None:
     """Remove the impairments of link A-B (in DIRECTION). Idempotent."""
     ea, eb = find_link(lab.plan, a, b, iface)
     ends = {a: ea, b: eb}
@@ -692,12 +721,12 @@ def describe_line(f: Mapping[str, Any]) -> str:
     return f"impair {f['from']}:{f['from_ifname']} -> {f['to']}:{f['to_ifname']}: " + ", ".join(p for p in parts if p)
 
 
-def faults(lab: Lab | str) -> list[dict[str, Any]]:
+def faults(lab: LabView | str) -> list[dict[str, Any]]:
     """Active faults of a lab (from its record), for `lab status`."""
     return describe(load_state(lab if isinstance(lab, str) else lab.name))
 
 
-def clear_all(lab: Lab) -> None:
+def clear_all(lab: LabView) -> None:
     """Remove every fault: heal, clear impairments, links up, stopped nodes started. Idempotent."""
     with _change(lab, everywhere=True) as (_, new):
         new.links_down, new.stopped, new.grudge, new.impair, new.procs = [], {}, {}, {}, {}

@@ -31,8 +31,8 @@ from .errors import NslabError, UsageError
 
 if TYPE_CHECKING:
     from .faults import FaultState
-    from .lab.lab import Lab
     from .lab.plan import IfacePlan, LinkPlan, Plan
+    from .lab.view import LabView
 
 FORMATS = ("mermaid", "dot", "svg", "png", "html")
 BINARY_FORMATS = ("png",)
@@ -81,7 +81,7 @@ class EdgeState:
         return f"DOWN ({self.a.node}:{self.a.ifname} {self.a_state}, {self.b.node}:{self.b.ifname} {self.b_state})"
 
 
-def read_live(lab: Lab) -> Live:
+def read_live(lab: LabView) -> Live:
     """The operstate of every interface of every node (one rtnetlink dump per node) and the fault record."""
     from . import faults
     from .kernel.rtnl import Rtnl
@@ -108,7 +108,7 @@ def edge_states(plan: Plan, live: Live) -> list[EdgeState]:
     return out
 
 
-def link_states(lab: Lab) -> list[EdgeState]:
+def link_states(lab: LabView) -> list[EdgeState]:
     """Every planned link with the operstate of its two ends, as the kernel has them now."""
     return edge_states(lab.plan, read_live(lab))
 
@@ -479,7 +479,7 @@ def draw(plan: Plan, fmt: str = "svg", live: Live | None = None) -> str | bytes:
     return page if fmt == "svg" else html_page(page, f"nslab lab {plan.lab}")
 
 
-def graph(lab: Lab, fmt: str = "mermaid", live: bool = True) -> str:
+def graph(lab: LabView, fmt: str = "mermaid", live: bool = True) -> str:
     """The picture of a lab as text (mermaid, dot, svg or html); `live` reads the running lab's kernel state."""
     if fmt in BINARY_FORMATS:
         raise UsageError(f"graph: {fmt} is binary", "call draw() for bytes, or write it to a file with -o")

@@ -26,7 +26,7 @@ from .kernel.netns import run_in_netns
 from .units import PACING_RATES
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
+    from .lab.view import LabView
 
 __all__ = ["PerfResult", "parse_rate", "parse_seconds", "perf"]
 
@@ -293,7 +293,7 @@ def _udp(a_ns: str, b_ns: str, addr: str, seconds: float, rate: float) -> tuple[
 
 
 # ---- the API -------------------------------------------------------------------------------------------
-def _endpoint(lab: Lab, node: str) -> str:
+def _endpoint(lab: LabView, node: str) -> str:
     np = lab.plan.node(node)
     if np.kind == "switch":
         raise UsageError(f"node {node!r} of lab {lab.name!r} is a switch, which has no address",
@@ -301,7 +301,7 @@ def _endpoint(lab: Lab, node: str) -> str:
     return np.netns
 
 
-def perf(lab: Lab, a: str, b: str, udp: bool = False, seconds: float = 3.0, rate: float | str | None = None,
+def perf(lab: LabView, a: str, b: str, udp: bool = False, seconds: float = 3.0, rate: float | str | None = None,
          warmup: float = WARMUP) -> PerfResult:
     """Throughput from node A to node B (B's first IPv4 address) over `seconds`."""
     a_ns, b_ns = _endpoint(lab, a), _endpoint(lab, b)

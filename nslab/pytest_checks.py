@@ -18,7 +18,9 @@ import pytest
 from .checks import CheckResult, run_check
 from .errors import NslabError, PermissionDenied, lab_privilege_problem
 from .lab.lab import Lab
-from .lab.topology import Check, Topology, load_file
+from .lab.loader import load_file
+from .lab.model import Check
+from .lab.spec import Topology
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

@@ -43,7 +43,7 @@ from . import services as svc_mod
 from .errors import NslabError, PermissionDenied, UsageError, lab_privilege_problem
 from .lab import state as st
 from .lab.lab import Lab
-from .lab.topology import Topology
+from .lab.spec import Topology
 from .testing import status_text
 
 _NSLAB_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

@@ -42,8 +42,8 @@ from .kernel.rtnl import Request, Rtnl
 from .probe import REASONS, UDP_PAYLOAD, check_port
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
     from .lab.plan import Plan
+    from .lab.view import LabView
 
 PROTOS = ("icmp", "tcp", "udp")
 PINGALL_MAX = 24  # targets up to which a person gets Mininet's pingall rows (beyond: the summary)
@@ -183,7 +183,7 @@ class ReachResult:
 
 
 # ---- the API --------------------------------------------------------------------------------------------
-def reach(lab: Lab, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+def reach(lab: LabView, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
           timeout: float = 2.0, proto: str = "icmp", port: int | None = None, family: int = 4,
           retry: float = 0.25, one_way: bool = True) -> ReachResult:
     """Probe every (source, target) pair of distinct nodes; default nodes: the lab's hosts. one_way=False

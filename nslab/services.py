@@ -28,11 +28,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import probe
+from . import nodes, probe
 from .errors import NotFoundError, NslabError, UsageError
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
+    from .lab.view import LabView
 
 LOG_ROOT = "/run/nslab/logs"
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -61,7 +61,7 @@ class Service:
 
     def __init__(
         self,
-        lab: Lab,
+        lab: LabView,
         node: str,
         name: str,
         argv: Sequence[str],
@@ -113,10 +113,10 @@ class Service:
 
     # ---- life cycle -----------------------------------------------------------------------------
     def _spawn(self) -> None:
-        node = self.lab[self.node]
-        if not os.path.lexists(f"/run/netns/{node.netns}"):
+        netns = self.lab.plan.node(self.node).netns
+        if not os.path.lexists(f"/run/netns/{netns}"):
             raise NotFoundError(
-                f"cannot start {self.where}: the lab is not up (no namespace {node.netns!r})",
+                f"cannot start {self.where}: the lab is not up (no namespace {netns!r})",
                 "bring the lab up first: lab.up(), or 'nslab lab up'",
             )
         self.log_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -128,9 +128,11 @@ class Service:
             log.write(f"==> nslab: {stamp} starting {self.name}: {' '.join(self.argv)}\n".encode())
             log.flush()
             try:
-                self._proc = node.popen(
+                self._proc = nodes.popen(
+                    self.lab,
+                    self.node,
                     self.argv,
-                    resolve=self.resolve,
+                    self.resolve,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -157,7 +159,7 @@ class Service:
         """
         port = probe.check_port(port if port is not None else self.ready_port)
         timeout = probe.check_timeout(timeout if timeout is not None else self.ready_timeout)
-        netns = self.lab[self.node].netns
+        netns = self.lab.plan.node(self.node).netns
         deadline = time.monotonic() + timeout
         reason = "not tried"
         while True:
@@ -248,7 +250,7 @@ def tail(path: str | os.PathLike[str], n: int = 20) -> str:
 
 
 def start(
-    lab: Lab,
+    lab: LabView,
     node: str,
     name: str,
     argv: Sequence[str],
@@ -265,7 +267,7 @@ def start(
     their IPv4 addresses, as in `LabNode.run`. ready_port: wait until 127.0.0.1:PORT is open inside the node
     (at most ready_timeout s); if it does not open, the service is stopped and NslabError raised.
     """
-    lab[node]  # NotFoundError for an unknown node, with the known ones
+    lab.plan.node(node)  # NotFoundError for an unknown node, with the known ones
     check_service_name(name)
     if not argv:
         raise UsageError(f"service {name!r} in node {node!r}: no command given", "pass argv, e.g. ['sleep', '60']")
@@ -291,7 +293,7 @@ def start(
     return svc
 
 
-def services(lab: Lab | str) -> list[Service]:
+def services(lab: LabView | str) -> list[Service]:
     """The services this process started in LAB (a Lab or its name), running or not, in start order."""
     name = lab if isinstance(lab, str) else lab.name
     return list(_STARTED.get(name, []))

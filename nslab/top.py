@@ -14,12 +14,12 @@ from .errors import NslabError
 from .kernel.rtnl import Rtnl
 
 if TYPE_CHECKING:
-    from .lab.lab import Lab
+    from .lab.view import LabView
 
 COUNTERS = ("bytes", "packets", "errors", "dropped")
 
 
-def sample(lab: Lab) -> dict[str, Any]:
+def sample(lab: LabView) -> dict[str, Any]:
     """{"lab", "time" (monotonic s), "nodes": {node: {"kind", "interfaces": {ifname: {...}}}}}."""
     nodes: dict[str, Any] = {}
     for node in lab.plan.nodes:

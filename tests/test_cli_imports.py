@@ -1,4 +1,5 @@
-"""The CLI's import graph (issue 10): no cycle among nslab.cli's modules, and nothing outside the CLI imports it.
+"""The import graph (issue 10): no cycle among nslab's modules (the CLI's and all of them), nothing outside the CLI
+imports it, no feature imports the Lab facade.
 
 The graph is read from the source (every `import`, also inside functions), not from what happens to be loaded.
 """
@@ -106,3 +107,17 @@ def test_only_the_cli_imports_the_cli() -> None:
     outside = {m: sorted(d for d in deps if d.startswith("nslab.cli")) for m, deps in g.items()
                if not m.startswith("nslab.cli") and m != "nslab.__main__"}
     assert {m: d for m, d in outside.items() if d} == {}
+
+
+def test_no_import_cycle_in_nslab() -> None:
+    """Issue 10: no cycle among all of nslab's modules, imports under TYPE_CHECKING and inside functions
+    included (the graph is read from the source)."""
+    assert cycles(import_graph(), "nslab") == []
+
+
+def test_no_feature_imports_the_lab_facade() -> None:
+    """Features take a LabView (nslab.lab.view), so that the facade nslab.lab.lab can import them."""
+    g = import_graph()
+    features = ["nslab.faults", "nslab.reach", "nslab.capture", "nslab.perf", "nslab.graph", "nslab.top",
+                "nslab.services", "nslab.checks", "nslab.nodes"]
+    assert {f: sorted(g[f] & {"nslab.lab.lab", "nslab"}) for f in features} == {f: [] for f in features}

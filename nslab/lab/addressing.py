@@ -20,7 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..names import natural_key
-from .topology import Endpoint, IPNet, Topology, parse_iface, parse_net
+from .checks import parse_iface, parse_net
+from .model import Endpoint, IPNet, TopologyData
 
 IPv4 = ipaddress.IPv4Network
 IPv6 = ipaddress.IPv6Network
@@ -104,13 +105,13 @@ class Addressing:
     segments: list[Segment]
 
 
-def assign(topo: Topology) -> Addressing:
+def assign(topo: TopologyData) -> Addressing:
     """Expand links into veths, find segments, check L2 rules, give out subnets and addresses."""
     return _Assigner(topo).run()
 
 
 class _Assigner:
-    def __init__(self, topo: Topology) -> None:
+    def __init__(self, topo: TopologyData) -> None:
         self.t = topo
         self.kinds = {name: node.kind for name, node in topo.nodes.items()}
         self.parent: dict[str, str] = {}  # union-find over L2 domains (switch names and p2p tokens)
@@ -461,7 +462,7 @@ class _Pool:
             if r.version == pool.version
         )
 
-    def take(self, prefixlen: int, topo: Topology, path: str, line: int | None) -> IPNet:
+    def take(self, prefixlen: int, topo: TopologyData, path: str, line: int | None) -> IPNet:
         size = 1 << (self.bits - prefixlen)
         cur = self.cursor
         while True:

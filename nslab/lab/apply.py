@@ -162,10 +162,11 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
        then: Callable[[], object] | None = None) -> None:
     """Create the lab of `plan` (or, with only_*, the parts of it that a running lab lacks: a grow).
 
-    Routes are installed in the namespaces this call creates; a grow's caller brings the routes of the
-    namespaces that existed to the new plan in THEN (the reconcile engine, which leaves a user's routes
-    alone), which runs inside the all-or-nothing: if it fails, the grow is rolled back. only_routes is kept
-    for callers of the old signature and changes nothing."""
+    Routes are installed in the namespaces this call creates. THEN runs inside the all-or-nothing (if it
+    fails, what this call made is rolled back): a grow's caller brings the routes of the namespaces that
+    existed to the new plan in it (the reconcile engine, which leaves a user's routes alone), a first `up`
+    applies the plan's declared impairments in it. only_routes is kept for callers of the old signature and
+    changes nothing."""
     report = progress or (lambda phase, done, total: None)
     nodes = [n for n in plan.nodes if only_nodes is None or n.name in only_nodes]
     links = list(plan.links if only_links is None else only_links)

@@ -14,7 +14,7 @@ import re
 
 from ..errors import UsageError
 from ..names import LAB_NAME_MAX
-from .topology import Topology
+from .spec import Topology
 
 _DIGITS = re.compile(r"[0-9]+")
 MAX_NODES = 100_000  # a guard against typos like tree,10,10 (11 billion nodes), not a kernel limit

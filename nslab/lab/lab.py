@@ -5,25 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from .. import nodes as node_run
 from ..errors import NotFoundError, NslabError, UsageError
+from ..kernel.packet import DEFAULT_SNAPLEN
 from ..namespace import Namespace
+from ..shield import run_cleanup
 from . import apply, builtin, reconcile
 from . import state as st
+from .checks import Checker
+from .loader import parse_file
+from .model import Check, Endpoint, Link, Node, Pools
 from .plan import LinkPlan, Plan, make_plan
+from .spec import Topology
 
 if TYPE_CHECKING:
-    from ..capture import Capture
+    from ..capture import Capture, Packet
     from ..perf import PerfResult
     from ..reach import ReachResult
-from .topology import Check, Endpoint, Link, Node, Pools, Topology, load_file
+
+PERF_WARMUP = 0.3  # nslab.perf.WARMUP (a test holds them equal): perf is imported on first use only
 
 
 def topology_to_data(t: Topology) -> dict[str, Any]:
@@ -63,9 +70,9 @@ def digest(topology: Topology) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _finish_record(rec: st.LabState, topology: Topology) -> None:
+def _finish_record(rec: st.LabState, topology: Topology, plan_digest: str) -> None:
     rec.topology = topology_to_data(topology)
-    rec.plan_digest = digest(topology)
+    rec.plan_digest = plan_digest
 
 
 def down_by_name(name: str, progress: apply.Progress | None = None) -> tuple[int, int]:
@@ -120,14 +127,19 @@ class Lab:
         self.topology = topology
         self.source = source
         self._plan: Plan | None = None
+        self._planned = ""  # the digest of the topology _plan was made from
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path, name: str | None = None) -> Lab:
-        t = load_file(path)
+        """The lab of a topology file, planned (checked, addressed, routed) once, here."""
+        t = parse_file(path)
         if name:
+            Checker(t).lab()  # the file's own name must be valid too, whatever --name says
             t.name = name
-        return cls(t, os.path.abspath(path))
+        lab = cls(t, os.path.abspath(path))
+        lab.plan  # noqa: B018  (planning is the file's validation: its errors belong to loading)
+        return lab
 
     @classmethod
     def topo(cls, kind: str, *args: int, name: str | None = None) -> Lab:
@@ -156,15 +168,20 @@ class Lab:
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            self._plan = make_plan(self.topology)
+            self._plan, self._planned = make_plan(self.topology), digest(self.topology)
         return self._plan
 
     # ---- life cycle ---------------------------------------------------------------------------
     def up(self, progress: apply.Progress | None = None) -> UpResult:
-        """Create the lab; on a running lab, add what the topology gained, or refuse a change."""
-        self._plan = None
-        plan = self.plan
+        """Create the lab; on a running lab, add what the topology gained, or refuse a change. Declared
+        impairments are applied within the same all-or-nothing: if they fail, nothing of the lab is left."""
+        from .. import faults
+
         t0 = time.perf_counter()
+        planned = digest(self.topology)
+        if self._plan is None or self._planned != planned:  # the topology changed since it was planned
+            self._plan, self._planned = make_plan(self.topology), planned
+        plan = self._plan
         with st.locked(self.name):
             rec = st.load(self.name)
             # We hold the lab's lock, and an `up` holds it from start to end: a record still
@@ -175,7 +192,7 @@ class Lab:
                     f"remove its remains with 'nslab lab down {self.name}', then run up again",
                 )
             if rec is not None:
-                if rec.plan_digest == digest(self.topology):
+                if rec.plan_digest == planned:
                     return self._repair(plan, t0)
                 return self._reconcile(rec, plan, t0, progress)
             clash = [n.netns for n in plan.nodes if os.path.lexists(f"/run/netns/{n.netns}")]
@@ -188,32 +205,17 @@ class Lab:
             # The intent record holds names only; the topology joins it once the lab is up.
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
                               created=time.time())
-            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology))
-        try:
-            self._apply_declared_impairments()
-        except BaseException:
-            self.down()  # all or nothing: a lab whose declared faults cannot be applied is not left up
-            raise
+
+            def declared() -> None:
+                try:
+                    faults.apply_declared(self)
+                except BaseException:
+                    run_cleanup(lambda: faults.forget(self.name))  # the lab is rolled back: its record goes too
+                    raise
+
+            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology, planned), then=declared)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
-
-    def _apply_declared_impairments(self) -> None:
-        """The `impair:` of the file's links, through the same call as `nslab lab impair`."""
-        from .. import faults
-
-        seen: dict[frozenset[str], int] = {}  # point-to-point links met so far between each pair
-        for link in self.topology.links:
-            if len(link.endpoints) != 2:
-                continue
-            a, b = link.endpoints[0].node, link.endpoints[1].node
-            nth = seen.get(frozenset((a, b)), 0)
-            seen[frozenset((a, b))] = nth + 1
-            if not link.impair:
-                continue
-            found = faults.links_between(self.plan, a, b)  # in file order, A's end first
-            iface = found[nth][0].ifname if len(found) > 1 else None
-            for direction, values in link.impair.items():
-                faults.impair(self, a, b, direction, iface=iface, **values)
 
     def _desired(self, plan: Plan) -> tuple[reconcile.Faults, set[str], set[tuple[str, str]], bool]:
         """The active faults as the reconcile engine takes them: (faults, nft to rewrite, rates to rewrite,
@@ -282,8 +284,7 @@ class Lab:
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
                  only_routes=True, then=routes_of_the_rest)
         # Only now: a failed grow keeps the old topology on record, so the next `up` retries it.
-        rec.topology = topology_to_data(self.topology)
-        rec.plan_digest = digest(self.topology)
+        _finish_record(rec, self.topology, self._planned)
         st.save(rec)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0, len(new_nodes), len(new_links))
@@ -297,23 +298,26 @@ class Lab:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from ..shield import run_cleanup
-
         run_cleanup(self.down)  # a Ctrl-C during the teardown must not leave half the lab behind
 
     # ---- growing a running lab ---------------------------------------------------------------
     def add_node(self, name: str, kind: str = "host") -> Node:
+        self._plan = None  # planned again by `up` (or the next use of .plan)
         return self.topology.add_node(name, kind)
 
     def add_link(self, *endpoints: str, mtu: int | None = None) -> Link:
+        self._plan = None
         return self.topology.add_link(*endpoints, mtu=mtu)
 
     # ---- seeing inside (nslab.reach, .top, .graph, .perf, .capture) -------------------------
-    def reach(self, **kwargs: Any) -> ReachResult:
-        """All-pairs reachability, probed concurrently (see nslab.reach.reach for the options)."""
+    def reach(self, sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+              timeout: float = 2.0, proto: str = "icmp", port: int | None = None, family: int = 4,
+              retry: float = 0.25, one_way: bool = True) -> ReachResult:
+        """All-pairs reachability, probed concurrently (nslab.reach.reach)."""
         from ..reach import reach
 
-        return reach(self, **kwargs)
+        return reach(self, sources, targets, timeout=timeout, proto=proto, port=port, family=family, retry=retry,
+                     one_way=one_way)
 
     def graph(self, fmt: str = "mermaid") -> str:
         from ..graph import graph
@@ -326,16 +330,21 @@ class Lab:
 
         return sample(self)
 
-    def perf(self, a: str, b: str, **kwargs: Any) -> PerfResult:
+    def perf(self, a: str, b: str, udp: bool = False, seconds: float = 3.0, rate: float | str | None = None,
+             warmup: float = PERF_WARMUP) -> PerfResult:
+        """Throughput from node A to node B (nslab.perf.perf)."""
         from ..perf import perf
 
-        return perf(self, a, b, **kwargs)
+        return perf(self, a, b, udp=udp, seconds=seconds, rate=rate, warmup=warmup)
 
-    def capture(self, node: str, iface: str | None = None, **kwargs: Any) -> Capture:
+    def capture(self, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
+                write: str | IO[bytes] | None = None, keep: bool = False, snaplen: int = DEFAULT_SNAPLEN,
+                on_packet: Callable[[Packet], None] | None = None) -> Capture:
         """A packet capture on NODE's interface, as a context manager (nslab.capture.capture)."""
         from ..capture import capture
 
-        return capture(self, node, iface, **kwargs)
+        return capture(self, node, iface, count=count, filter=filter, write=write, keep=keep, snaplen=snaplen,
+                       on_packet=on_packet)
 
     # ---- breaking it on purpose (nslab.faults) ----------------------------------------------
     def partition(self, *groups: Sequence[str]) -> None:
@@ -353,10 +362,16 @@ class Lab:
 
         faults.link_state(self, a, b, up, iface)
 
-    def impair(self, a: str, b: str, direction: str | None = "both", **kwargs: Any) -> None:
+    def impair(self, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
+               rate: str | int | None = None, duplicate: str | float | None = None,
+               corrupt: str | float | None = None, delay: str | float | None = None,
+               jitter: str | float | None = None, reorder: str | float | None = None,
+               iface: str | None = None) -> None:
+        """Impair the link A-B in DIRECTION (nslab.faults.impair)."""
         from .. import faults
 
-        faults.impair(self, a, b, direction, **kwargs)
+        faults.impair(self, a, b, direction, loss=loss, rate=rate, duplicate=duplicate, corrupt=corrupt,
+                      delay=delay, jitter=jitter, reorder=reorder, iface=iface)
 
     # ---- nodes --------------------------------------------------------------------------------
     def __getitem__(self, node: str) -> LabNode:
@@ -369,28 +384,7 @@ class Lab:
 
     def resolve(self, argv: Sequence[str]) -> list[str]:
         """Replace words that are node names by the node's first IPv4 address (Mininet's `h1 ping h2`)."""
-        names = {n.name for n in self.plan.nodes}
-        out = []
-        for word in argv:
-            if word in names and (addr := self.plan.primary_ipv4(word)):
-                out.append(addr)
-            else:
-                out.append(_resolve_embedded(word, names, self.plan))
-        return out
-
-
-_WORD = re.compile(r"(?<![\w.-])([a-z][a-z0-9-]*)(?=[:/])")
-
-
-def _resolve_embedded(word: str, names: set[str], plan: Plan) -> str:
-    """`h2:8080` and `http://h2/x` also resolve: a node name before ':' or '/'."""
-
-    def sub(m: re.Match[str]) -> str:
-        name = m.group(1)
-        addr = plan.primary_ipv4(name) if name in names else None
-        return addr or name
-
-    return _WORD.sub(sub, word)
+        return node_run.resolve(self.plan, argv)
 
 
 class LabNode:
@@ -424,18 +418,9 @@ class LabNode:
         return Namespace.open(self.netns)
 
     def run(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
-        """Run a program in the node; words naming nodes become their addresses unless resolve=False."""
-        cmd = self.lab.resolve(argv) if resolve else list(argv)
-        ns = self.namespace()
-        try:
-            return ns.run(cmd, **kwargs)
-        finally:
-            ns.close()
+        """Run a program in the node (subprocess.run's keywords); words naming nodes become their addresses
+        unless resolve=False."""
+        return node_run.run(self.lab, self.name, argv, resolve, **kwargs)
 
     def popen(self, argv: Sequence[str], resolve: bool = True, **kwargs: Any) -> subprocess.Popen[Any]:
-        cmd = self.lab.resolve(argv) if resolve else list(argv)
-        ns = self.namespace()
-        try:
-            return ns.popen(cmd, **kwargs)
-        finally:
-            ns.close()
+        return node_run.popen(self.lab, self.name, argv, resolve, **kwargs)

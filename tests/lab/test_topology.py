@@ -141,6 +141,29 @@ def test_schema_is_shipped_as_package_data() -> None:
     assert json.loads(path.read_text()) == json_schema()
 
 
+def test_schema_is_the_one_source_of_the_loaders_keys_and_agrees_with_the_model() -> None:
+    """The loader reads its accepted keys from schema.json (issue 10); the schema's enums are the model's."""
+    from nslab.lab import loader, model
+
+    schema = json_schema()
+    top = schema["properties"]
+    assert loader.TOP_KEYS == ("name", "routing", "pools", "nodes", "links", "checks")
+    assert loader.LINK_KEYS == ("endpoints", "mtu", "prefix", "prefix6", "impair")
+    assert loader.ENDPOINT_KEYS == ("node", "ifname", "ipv4", "ipv6")
+    assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
+    assert loader.CHECK_KEYS == ("reach", "no_reach", "port_open", "retries")
+    assert (loader.NODE_KEYS, loader.PORT_CHECK_KEYS) == (("kind",), ("from", "to", "port"))
+    assert tuple(model.DEFAULT_POOLS) == loader.POOL_KEYS
+    assert tuple(top["routing"]["enum"]) == model.ROUTING
+    node_form = next(o for o in top["nodes"]["additionalProperties"]["oneOf"] if o.get("type") == "object")
+    assert tuple(node_form["properties"]["kind"]["enum"]) == model.KINDS
+    assert tuple(c["required"][0] for c in top["checks"]["items"]["oneOf"]) == model.CHECK_KINDS
+    assert {k: v["default"] for k, v in top["pools"]["properties"].items()} == model.DEFAULT_POOLS
+    # A key the schema gains is a key the loader takes: an unknown key is refused with the schema's list.
+    with pytest.raises(UsageError, match="allowed keys: " + ", ".join(loader.LINK_KEYS)):
+        load_text("name: x\nnodes: {a: {}, b: {}}\nlinks:\n  - {endpoints: [a, b], mut: 9000}\n")
+
+
 # --- Python builder ----------------------------------------------------------------------------------------
 
 
