@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import NslabError, UsageError
+from .errors import NslabError, PermissionDenied, UsageError
 
 if TYPE_CHECKING:
     from .faults import FaultState
@@ -94,6 +94,8 @@ def read_live(lab: LabView) -> Live:
                     carrier = "UP" in lk.flags and "LOWER_UP" in lk.flags
                     # A stale UNKNOWN/DOWN while the flags already say up would only confuse.
                     live.ends[(node.name, lk.ifname)] = EndState("UP" if carrier else lk.operstate, carrier)
+        except PermissionDenied:
+            raise  # without the privilege every end would look MISSING: a false picture
         except NslabError:
             continue  # namespace gone: its ends show as MISSING
     live.faults = faults.load_state(lab.name)

@@ -190,3 +190,21 @@ def test_root_without_cap_net_admin_is_named_and_lab_up_rolls_back(target: str) 
     r = as_user(no_net_admin, "lab", "up", "--topo", "single,3", "--name", lab)
     assert r.returncode == 2 and r.stderr.startswith("nslab: lab up: ") and "CAP_NET_ADMIN" in r.stderr, r
     _assert_untouched(target, lab)  # what the refused up had created is gone
+
+
+@pytest.mark.kernel
+def test_views_of_a_running_lab_refuse_rather_than_draw_it_missing(target: str) -> None:
+    """Without the privilege to enter the nodes, `lab graph` once drew every interface MISSING and every link
+    down (exit 0): a false picture. It must refuse as `lab status` does; `--plan` still draws without root."""
+    from nslab.lab.builtin import topo
+    from nslab.lab.lab import Lab
+
+    with Lab(topo("single", 2, name=lab_name())) as lab:
+        for who in (NOBODY, CAPLESS_ROOT):
+            for argv in (["lab", "graph", lab.name, "--format", "dot"], ["lab", "status", lab.name]):
+                r = as_user(who, *argv)
+                msg = f"{argv}: rc {r.returncode}\n{r.stdout}\n{r.stderr}"
+                assert r.returncode == 2 and r.stdout == "" and "CAP_SYS_ADMIN" in r.stderr, msg
+                assert "Traceback" not in r.stderr, msg
+            r = as_user(who, "lab", "graph", lab.name, "--plan", "--format", "dot")
+            assert r.returncode == 0 and "MISSING" not in r.stdout and '"h1"' in r.stdout, r
