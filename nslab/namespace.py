@@ -287,7 +287,7 @@ def _open_netlink() -> Any:
     return NetlinkSocket()
 
 
-def kill_pids(pids: Sequence[int], grace: float = 1.0) -> None:
+def kill_pids(pids: Sequence[int], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds, the given processes (those of one namespace)."""
     _procs.terminate(pids, grace)
 

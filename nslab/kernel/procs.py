@@ -57,8 +57,9 @@ def alive(pid: int) -> bool:
         return False
 
 
-def terminate(pids: Iterable[int], grace: float = 1.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds. Callers pass only pids of namespaces nslab owns."""
+def terminate(pids: Iterable[int], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds (5 s: a loaded machine or a real daemon may need more than
+    one to exit; a process that exits early ends the wait early). Callers pass only pids of namespaces nslab owns."""
     me = os.getpid()
     pending = [p for p in pids if p != me]
     for p in pending:
