@@ -229,8 +229,12 @@ def partition(args: argparse.Namespace) -> int:
 
 
 def heal(args: argparse.Namespace) -> int:
-    fl.heal(Lab.attach(args.name))
-    return _done(args, f"lab {args.name}: healed (no partitions)", {"verb": "heal"})
+    lab = Lab.attach(args.name)
+    had = sorted(fl.load_state(lab.name).grudge)  # the receivers that dropped traffic, for the message
+    fl.heal(lab)
+    what = (f"healed: {len(had)} node{'s' if len(had) != 1 else ''} dropped traffic ({', '.join(had)}), none now"
+            if had else "healed: there was no partition (the kernel was checked all the same)")
+    return _done(args, f"lab {args.name}: {what}", {"verb": "heal", "healed": had})
 
 
 def _impair_ends(args: argparse.Namespace) -> tuple[str, str, str]:

@@ -150,10 +150,13 @@ def test_write_verbs_print_result_objects(name: str) -> None:
     assert run("node", name, "h3", "start")["faults"] == []
     out = run("partition", name, "h1", "h2,h3")
     assert out["groups"] == [["h1"], ["h2", "h3"]] and len(out["faults"]) == 3  # type: ignore[arg-type]
-    assert run("heal", name)["faults"] == []
+    out = run("heal", name)
+    assert out["faults"] == [] and out["healed"] == ["h1", "h2", "h3"], out  # what it removed, not "none"
     out = run("partition", name, "--from", "h1", "--to", "h2")
     assert out["from"] == ["h1"] and out["to"] == ["h2"]
-    assert run("heal", name)["faults"] == []
+    out = run("heal", name)
+    assert out["faults"] == [] and out["healed"] == ["h2"], out
+    assert run("heal", name)["healed"] == []
     # impair --from A --to B: one direction, as partition --from: h1's packets to s1 are all dropped.
     h1, h2 = "10.0.0.1", "10.0.0.2"
     assert _ping(f"{name}-h1", h2)
