@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from .errors import NslabError, UsageError
-
+# Nothing is imported here (not even typing): the console script imports this package before nslab's own
+# handlers exist, so the less it does, the smaller the moment where a Ctrl-C would end in a traceback.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from .errors import NslabError, UsageError
     from .lab.lab import Lab
     from .namespace import LinkHandle, Namespace
 
@@ -26,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from . import namespace
 
         return getattr(namespace, name)
+    if name in ("NslabError", "UsageError"):
+        from . import errors
+
+        return getattr(errors, name)
     if name == "Lab":
         from .lab.lab import Lab
 
