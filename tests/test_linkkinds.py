@@ -1,0 +1,79 @@
+"""The link-kind table (nslab/kernel/linkkinds.py) and the link attribute table (rtnl.LINK_ATTRS) are the one
+source the CLI, Namespace and the codec read: checked here without root or kernel. The bytes each kind's
+request carries are checked against iproute2's own requests in test_codec_bytes.py."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from nslab.cli.link import _add_usage
+from nslab.errors import UsageError
+from nslab.kernel import linkkinds
+from nslab.kernel.netlink import parse_attrs
+from nslab.kernel.rtnl import IFLA_LINKINFO, LINK_ATTRS, Rtnl, link_attrs
+from nslab.namespace import Namespace
+
+
+def test_every_data_keyword_is_one_the_encoder_takes() -> None:
+    for k in linkkinds.KINDS.values():
+        params = set(inspect.signature(k.data).parameters) if k.data is not None else set()
+        for o in k.opts:
+            if o.data is not None:
+                assert o.data in params, (k.name, o.word, o.data)
+            if o.attr is not None:
+                assert o.attr in LINK_ATTRS, (k.name, o.word, o.attr)
+        assert set(k.defaults) <= params, k.name
+        if k.mtu == "request":
+            assert "mtu" in params, k.name
+
+
+def test_namespace_shortcuts_take_the_table_keywords() -> None:
+    # add_veth(name, peer, peer_ns, mtu) etc.: each shortcut's keywords are its kind's Opt.param (and mtu).
+    for kind in linkkinds.KINDS:
+        method = getattr(Namespace, f"add_{kind}")
+        taken = set(inspect.signature(method).parameters) - {"self", "name"}
+        table = {o.param for o in linkkinds.KINDS[kind].opts} | {o.param for o in linkkinds.COMMON}
+        assert taken <= table, (kind, taken - table)
+
+
+def test_cli_help_lists_every_kind() -> None:
+    text = _add_usage()
+    for kind in linkkinds.KINDS.values():
+        assert f"type {kind.name}" in text
+    assert text.startswith("create a device: NAME type veth peer PEER [peer-netns NS] | type bridge | ")
+
+
+@pytest.mark.parametrize("kind", [k for k, v in linkkinds.KINDS.items() if v.netlink])
+def test_each_netlink_kind_builds_a_request_naming_its_kind(kind: str) -> None:
+    k = linkkinds.KINDS[kind]
+    params = {"veth": {"peer": "p0"}, "vxlan": {"vni": 5}, "macvlan": {"lower": 7}}.get(kind, {})
+    req = k.request("x0", params)
+    attrs = parse_attrs(req.payload, 16)
+    info = parse_attrs(attrs[IFLA_LINKINFO])
+    assert info[1] == kind.encode() + b"\0"
+
+
+def test_link_attrs_one_order_and_unknown_names_refused() -> None:
+    both = link_attrs(alias="a", mtu=1400)
+    assert both == link_attrs(mtu=1400) + link_attrs(alias="a")
+    assert link_attrs(mtu=None) == b""
+    with pytest.raises(TypeError, match="not a link attribute: up"):
+        link_attrs(up=True)
+
+
+def test_set_and_add_share_the_attribute_encoding() -> None:
+    add = Rtnl.req_add_link("x0", "bridge", mtu=1300, master=4, address=b"\x02\0\0\0\0\1")
+    change = Rtnl.req_set_link(3, "x0", mtu=1300, master=4, address=b"\x02\0\0\0\0\1")
+    peer = Rtnl.veth_peer("x1", mtu=1300, address=b"\x02\0\0\0\0\1")
+    shared = link_attrs(mtu=1300, master=4, address=b"\x02\0\0\0\0\1")
+    assert shared in add.payload and shared in change.payload
+    assert link_attrs(mtu=1300, address=b"\x02\0\0\0\0\1") in peer
+
+
+def test_unknown_kind_and_unknown_keyword_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="unknown link kind 'vlanx'"):
+        linkkinds.kind("vlanx")
+    with pytest.raises(UsageError, match="'peer' does not apply to kind bridge"):
+        Namespace.root().add_link("bridge", "br9", peer="x")  # refused before any kernel call
