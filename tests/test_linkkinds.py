@@ -5,13 +5,15 @@ request carries are checked against iproute2's own requests in test_codec_bytes.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import pytest
+from conftest import CliResult
 
 from nslab.cli.link import _add_usage
 from nslab.errors import UsageError
 from nslab.kernel import linkkinds
-from nslab.kernel.netlink import parse_attrs
+from nslab.kernel.netlink import attr_u16, parse_attrs
 from nslab.kernel.rtnl import IFLA_LINKINFO, LINK_ATTRS, Rtnl, link_attrs
 from nslab.namespace import Namespace
 
@@ -78,3 +80,43 @@ def test_unknown_kind_and_unknown_keyword_are_usage_errors() -> None:
         linkkinds.kind("vlanx")
     with pytest.raises(UsageError, match="'peer' does not apply to kind bridge"):
         Namespace.root().add_link("bridge", "br9", peer="x")  # refused before any kernel call
+
+
+def _vlan_data(vid: int) -> bytes:
+    return attr_u16(1, vid)  # IFLA_VLAN_ID
+
+
+VLAN = linkkinds.LinkKind("vlan", "link DEV id VID", (
+    linkkinds.Opt("link", "lower", "ifname", "lower device name", resolve="ifindex", attr="lower",
+                  required=("a vlan needs its lower device", "add 'link DEV'")),
+    linkkinds.Opt("id", "vid", "int", lo=0, hi=4094, unit="vid", data="vid",
+                  required=("a vlan needs an id", "add 'id VID' (0-4094)")),
+), data=_vlan_data)
+
+
+def test_a_new_kind_is_one_entry(monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]) -> None:
+    # What issue 11's vlan will be: one entry (here a test's own), and the CLI, its help and the codec know it.
+    monkeypatch.setitem(linkkinds.KINDS, "vlan", VLAN)
+    assert "| type vlan link DEV id VID" in _add_usage()
+    res = cli("link", "add", "x0", "type", "vlan", "id", "5")
+    assert (res.rc, res.err.splitlines()[0]) == (2, "nslab: link add x0: a vlan needs its lower device")
+    res = cli("link", "add", "x0", "type", "vlan", "link", "v0", "id", "4095")  # vlan's range, not vxlan's
+    assert (res.rc, res.err.splitlines()[0]) == (2, "nslab: link add x0: invalid id '4095'")
+    res = cli("link", "add", "x0", "type", "vlan", "link", "v0", "id", "5", "peer", "y")
+    assert res.rc == 2 and "'peer' does not apply to type vlan" in res.err
+    req = VLAN.request("x0", {"lower": 3, "vid": 5})
+    attrs = parse_attrs(req.payload, 16)
+    assert attrs[5] == b"\3\0\0\0"  # IFLA_LINK
+    info = parse_attrs(attrs[IFLA_LINKINFO])
+    assert info[1] == b"vlan\0" and parse_attrs(info[2]) == {1: b"\5\0"}
+
+
+def test_a_word_two_kinds_read_differently(monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliResult]) -> None:
+    # vxlan's 'id' is a number; a kind whose 'id' names a device reads it as a name, before or after 'type'.
+    owner = linkkinds.LinkKind("fakeid", "id OWNER", (linkkinds.Opt("id", "owner", "ifname", "owner name"),))
+    monkeypatch.setitem(linkkinds.KINDS, "fakeid", owner)
+    for argv in (["type", "fakeid", "id", "a/b"], ["id", "a/b", "type", "fakeid"]):
+        res = cli("link", "add", "x0", *argv)
+        assert res.rc == 2 and "id: invalid owner name 'a/b'" in res.err, (argv, res.err)
+    res = cli("link", "add", "x0", "type", "vxlan", "id", "a/b")
+    assert res.rc == 2 and "invalid id 'a/b'" in res.err

@@ -8,7 +8,7 @@ import os
 
 from ..errors import NslabError, UsageError
 from ..kernel import netns
-from ..kernel.linkkinds import COMMON, KINDS, Opt
+from ..kernel.linkkinds import COMMON, KINDS, LinkKind, Opt
 from ..kernel.rtnl import Rtnl, parse_mac
 from ..model import Link
 from ..names import check_ifname, check_netns_name, check_utf8
@@ -147,13 +147,23 @@ def _read(w: Words, o: Opt) -> str:
     return w.value(o.word, meaning)
 
 
+def _own(kind: LinkKind | None, word: str) -> Opt | None:
+    """KIND's option of that WORD (its own or a common one)."""
+    if kind is None:
+        return None
+    return next((o for o in (*kind.opts, *COMMON) if o.word == word), None)
+
+
 def add(args: argparse.Namespace) -> int:
     context = f"link add {args.name}"
     w = Words(args.words, context)
-    by_word = {o.word: o for k in KINDS.values() for o in k.opts} | {o.word: o for o in COMMON}
+    by_word: dict[str, Opt] = {}
+    for o in (*(o for k in KINDS.values() for o in k.opts), *COMMON):
+        by_word.setdefault(o.word, o)  # kinds may share a word (vxlan's id, vlan's id) with other rules
     keys = ["type", *by_word]
     kind_name = None
     opts: dict[str, str] = {}
+    read_as: dict[str, Opt] = {}
     while w.more():
         word = w.next()
         if word not in keys:
@@ -161,12 +171,17 @@ def add(args: argparse.Namespace) -> int:
         if word == "type":
             kind_name = w.value("type", "type")
         else:
-            opts[word] = _read(w, by_word[word])
+            read_as[word] = _own(KINDS.get(kind_name or ""), word) or by_word[word]
+            opts[word] = _read(w, read_as[word])
     if kind_name is None:
         raise UsageError(f"{context}: no type given", "add 'type KIND', KIND one of: " + ", ".join(KINDS))
     if kind_name not in KINDS:
         raise w.unknown(kind_name, list(KINDS))
     kind = KINDS[kind_name]
+    for word, o in read_as.items():
+        own = _own(kind, word)
+        if own is not None and own is not o:  # read before 'type', by another kind's rules: read it again
+            _read(Words([opts[word]], context), own)
 
     def integer(o: Opt) -> int:
         return Words([opts[o.word]], context).integer(o.word, o.unit, o.lo, o.hi)
