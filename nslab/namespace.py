@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import socket
 import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import NotFoundError, UsageError
+from .errors import NotFoundError, NslabError, UsageError
 from .kernel import linkkinds as _kinds
 from .kernel import netns as _netns
 from .kernel import procs as _procs
@@ -155,7 +156,12 @@ class Namespace:
                     os.close(fd)
         handle = LinkHandle(self, name)
         if k.mtu == "after" and params.get("mtu") is not None:
-            handle.set_mtu(params["mtu"])
+            try:
+                handle.set_mtu(params["mtu"])
+            except BaseException:
+                with contextlib.suppress(NslabError):
+                    handle.delete()  # made a moment ago by this call (a tap is created exclusively): nothing half-built
+                raise
         return handle
 
     def add_veth(self, name: str, peer: str, peer_ns: Namespace | str | None = None,

@@ -27,7 +27,7 @@ def test_every_data_keyword_is_one_the_encoder_takes() -> None:
             if o.attr is not None:
                 assert o.attr in LINK_ATTRS, (k.name, o.word, o.attr)
         assert set(k.defaults) <= params, k.name
-        if k.mtu == "request":
+        if k.data_mtu:
             assert "mtu" in params, k.name
 
 

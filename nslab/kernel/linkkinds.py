@@ -50,7 +50,10 @@ class LinkKind:
     usage: str  # the words after NAME in `nslab link add --help`
     opts: tuple[Opt, ...] = ()
     data: Callable[..., bytes] | None = None  # the IFLA_INFO_DATA encoder; its keywords come from Opt.data
-    mtu: Literal["request", "after"] = "after"  # mtu in the create request (and the data's "mtu"), or set after
+    # mtu in the create request, so a refused one creates nothing; "after": set by a second request (a tap's
+    # door cannot carry it), the device removed again if the kernel refuses it
+    mtu: Literal["request", "after"] = "request"
+    data_mtu: bool = False  # the data encoder takes the mtu too (a veth's peer gets the same)
     netlink: bool = True  # False: created by another door (tap: TUNSETIFF), options limited to mtu
     defaults: Mapping[str, Any] = field(default_factory=dict)  # data keywords always given
 
@@ -70,7 +73,8 @@ class LinkKind:
         mtu = params.get("mtu")
         if self.mtu == "request" and mtu is not None:
             link_kw["mtu"] = mtu
-            data_kw["mtu"] = mtu
+            if self.data_mtu:
+                data_kw["mtu"] = mtu
         data = self.data(**data_kw) if self.data is not None else b""
         return Rtnl.req_add_link(name, self.name, data, **link_kw)
 
@@ -118,9 +122,9 @@ KINDS: dict[str, LinkKind] = {k.name: k for k in (
         Opt("peer", "peer", "ifname", "peer name", required=("a veth needs a peer name", "add 'peer PEERNAME'"),
             data="peer"),
         Opt("peer-netns", "peer_ns", "netns", resolve="netns_fd", data="netns_fd"),
-    ), data=Rtnl.veth_peer, mtu="request"),
+    ), data=Rtnl.veth_peer, data_mtu=True),
     LinkKind("bridge", ""),
-    LinkKind("tap", "", netlink=False),
+    LinkKind("tap", "", mtu="after", netlink=False),
     LinkKind("vxlan", "id VNI [remote IP|group IP] [local IP] [dev DEV] [dstport P]", (
         Opt("id", "vni", "int", lo=0, hi=(1 << 24) - 1, unit="vni",
             required=("a vxlan needs an id", "add 'id VNI' (0-16777215)"), data="vni"),
