@@ -58,8 +58,8 @@ def test_each_netlink_kind_builds_a_request_naming_its_kind(kind: str) -> None:
     assert info[1] == kind.encode() + b"\0"
 
 
-def test_link_attrs_one_order_and_unknown_names_refused() -> None:
-    both = link_attrs(alias="a", mtu=1400)
+def test_link_attrs_encodes_what_is_given_and_refuses_unknown_names() -> None:
+    both = link_attrs(mtu=1400, alias="a")
     assert both == link_attrs(mtu=1400) + link_attrs(alias="a")
     assert link_attrs(mtu=None) == b""
     with pytest.raises(TypeError, match="not a link attribute: up"):
