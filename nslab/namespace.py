@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import socket
 import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import NotFoundError, UsageError
+from .errors import NotFoundError, NslabError, UsageError
+from .kernel import linkkinds as _kinds
 from .kernel import netns as _netns
 from .kernel import procs as _procs
 from .kernel.rtnl import Request, Rtnl, parse_mac
@@ -120,38 +122,68 @@ class Namespace:
         return [] if self.name is None else _netns.pids(self.name)
 
     # ---- creating devices ----------------------------------------------------------------------
+    def add_link(self, kind: str, name: str, **params: Any) -> LinkHandle:
+        """A device NAME of KIND, with that kind's keywords (nslab.kernel.linkkinds.KINDS; every kind takes
+        `mtu`): e.g. add_link("vxlan", "vx0", vni=42, remote="192.0.2.1", dev="eth0"). Devices are given by
+        name, a veth's `peer_ns` as a Namespace or a namespace name (the peer is created straight in it)."""
+        k = _kinds.kind(kind)
+        opts = (*k.opts, *_kinds.COMMON)
+        unknown = sorted(set(params) - {o.param for o in opts})
+        if unknown:
+            raise UsageError(f"{kind} {name!r}: {unknown[0]!r} does not apply to kind {kind}",
+                             f"kind {kind} takes: " + ", ".join(sorted(o.param for o in opts)))
+        if not k.netlink:
+            self._add_tap(name)
+        else:
+            resolved = dict(params)
+            fds: builtins.list[int] = []
+            try:
+                for o in k.opts:
+                    value = params.get(o.param)
+                    if value is None or o.resolve is None:
+                        continue
+                    if o.resolve == "ifindex":
+                        resolved[o.param] = self.rtnl.index(value)
+                        continue
+                    other = value.name if isinstance(value, Namespace) else value
+                    resolved[o.param] = None
+                    if other != self.name:
+                        fds.append(_netns.open_fd(other) if other else os.open("/proc/self/ns/net", os.O_RDONLY))
+                        resolved[o.param] = fds[-1]
+                self.rtnl.do(k.request(name, resolved))
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        handle = LinkHandle(self, name)
+        if k.mtu == "after" and params.get("mtu") is not None:
+            try:
+                handle.set_mtu(params["mtu"])
+            except BaseException:
+                with contextlib.suppress(NslabError):
+                    handle.delete()  # made a moment ago by this call (a tap is created exclusively): nothing half-built
+                raise
+        return handle
+
     def add_veth(self, name: str, peer: str, peer_ns: Namespace | str | None = None,
                  mtu: int | None = None) -> LinkHandle:
         """A veth pair; the peer end is created directly in `peer_ns` (default: this namespace)."""
-        fd = None
-        peer_name = peer_ns.name if isinstance(peer_ns, Namespace) else peer_ns
-        if peer_ns is not None and peer_name != self.name:
-            fd = _netns.open_fd(peer_name) if peer_name else os.open("/proc/self/ns/net", os.O_RDONLY)
-        try:
-            data = Rtnl.veth_peer(peer, netns_fd=fd, mtu=mtu)
-            self.rtnl.do(Rtnl.req_add_link(name, "veth", data, mtu=mtu))
-        finally:
-            if fd is not None:
-                os.close(fd)
-        return LinkHandle(self, name)
+        return self.add_link("veth", name, peer=peer, peer_ns=peer_ns, mtu=mtu)
 
     def add_bridge(self, name: str) -> LinkHandle:
-        self.rtnl.do(Rtnl.req_add_link(name, "bridge"))
-        return LinkHandle(self, name)
+        return self.add_link("bridge", name)
 
     def add_vxlan(self, name: str, vni: int, *, remote: str | None = None, group: str | None = None,
                   local: str | None = None, dev: str | None = None, port: int = 4789) -> LinkHandle:
-        lower = self.rtnl.index(dev) if dev else None
-        data = Rtnl.vxlan_data(vni, remote=remote, group=group, local=local, dev=lower, port=port)
-        self.rtnl.do(Rtnl.req_add_link(name, "vxlan", data))
-        return LinkHandle(self, name)
+        return self.add_link("vxlan", name, vni=vni, remote=remote, group=group, local=local, dev=dev or None,
+                             port=port)
 
     def add_macvlan(self, name: str, lower: str, mode: str = "bridge") -> LinkHandle:
-        idx = self.rtnl.index(lower)
-        self.rtnl.do(Rtnl.req_add_link(name, "macvlan", Rtnl.macvlan_data(mode), lower=idx))
-        return LinkHandle(self, name)
+        return self.add_link("macvlan", name, lower=lower, mode=mode)
 
     def add_tap(self, name: str) -> LinkHandle:
+        return self.add_link("tap", name)
+
+    def _add_tap(self, name: str) -> None:
         from .errors import ExistsError
         from .kernel.tuntap import create_tap
 
@@ -164,7 +196,6 @@ class Namespace:
             create_tap(name)
         else:
             _netns.run_in_netns(self.name, lambda: create_tap(name))
-        return LinkHandle(self, name)
 
     # ---- addresses and routes ------------------------------------------------------------------
     def add_address(self, cidr: str, dev: str) -> None:

@@ -442,3 +442,25 @@ def test_route_show_json_equals_ip(pair: tuple[Namespace, Namespace], cli: Cli) 
     (r,) = ipj(n, "route", "show", "10.70.0.0/24")
     mine = [x for x in cli("-n", n, "--json", "route", "show", "-4").json() if x["dst"] == "10.70.0.0/24"]
     assert mine[0].get("metric") == r["metric"] == 20
+
+
+@pytest.mark.parametrize("kind", [["bridge"], ["vxlan", "id", "5"], ["macvlan", "link", "v0"], ["tap"]])
+def test_link_add_mtu_in_the_create(netns_factory: NetnsFactory, cli: Cli, kind: list[str]) -> None:
+    a = netns_factory()
+    a.add_veth("v0", "v1")
+    res = cli("-n", _name(a), "link", "add", "x0", "type", *kind, "mtu", "1400")
+    assert res.rc == 0, res.err
+    assert ip_link(a, "x0")["mtu"] == 1400
+
+
+@pytest.mark.parametrize("kind,mtu", [(["macvlan", "link", "v0"], "9000"), (["tap"], "65535")])
+def test_link_add_refused_mtu_leaves_nothing(netns_factory: NetnsFactory, cli: Cli, kind: list[str],
+                                             mtu: str) -> None:
+    # macvlan: above its lower device's 1500 (refused in the create request); tap: above its maximum (refused
+    # after TUNSETIFF made it: nslab removes it again). No device is left half-made.
+    a = netns_factory()
+    a.add_veth("v0", "v1")
+    before = [lk["ifname"] for lk in ipj(_name(a), "link", "show")]
+    res = cli("-n", _name(a), "link", "add", "x0", "type", *kind, "mtu", mtu)
+    assert res.rc == 1 and "Invalid argument" in res.err, res.err
+    assert [lk["ifname"] for lk in ipj(_name(a), "link", "show")] == before

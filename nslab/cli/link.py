@@ -8,14 +8,14 @@ import os
 
 from ..errors import NslabError, UsageError
 from ..kernel import netns
-from ..kernel.rtnl import Rtnl, parse_ip, parse_mac
+from ..kernel.linkkinds import COMMON, KINDS, LinkKind, Opt
+from ..kernel.rtnl import Rtnl, parse_mac
 from ..model import Link
 from ..names import check_ifname, check_netns_name, check_utf8
 from ..show import link_lines
 from .common import Words, checked, dev_arg, emit_json, no_zone, object_parser, target_ns, verb_parser
 
 SET_WORDS = ["up", "down", "mtu", "master", "nomaster", "netns", "address", "name", "alias"]
-KINDS = ["veth", "bridge", "tap", "vxlan", "macvlan"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -28,11 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("dev", type=dev_arg())
     p.add_argument("words", nargs=argparse.REMAINDER)
     p.set_defaults(handler=set_)
-    p = verb_parser(
-        verbs, "add",
-        "create a device: NAME type veth peer PEER [peer-netns NS] | type bridge | type tap | "
-        "type vxlan id VNI [remote IP|group IP] [local IP] [dev DEV] [dstport P] | type macvlan link DEV [mode M]",
-    )
+    p = verb_parser(verbs, "add", _add_usage())
     p.add_argument("name", type=checked(check_ifname, "NAME"))
     p.add_argument("words", nargs=argparse.REMAINDER)
     p.set_defaults(handler=add)
@@ -135,74 +131,78 @@ def _check_alias(text: str) -> str:
     return text
 
 
-_ADD_CHECKS = {
-    "peer": lambda t: check_ifname(t, "peer name"), "peer-netns": check_netns_name,
-    "dev": lambda t: check_ifname(t, "device name"), "link": lambda t: check_ifname(t, "lower device name"),
-    "remote": lambda t: no_zone(t, "VXLAN address"), "group": lambda t: no_zone(t, "VXLAN address"),
-    "local": lambda t: no_zone(t, "VXLAN address"),
-}
+def _add_usage() -> str:
+    return "create a device: NAME " + " | ".join(f"type {k.name} {k.usage}".rstrip() for k in KINDS.values())
+
+
+def _read(w: Words, o: Opt) -> str:
+    """The value of option O, checked as its kind of value says (integers and the codec's checks come later)."""
+    meaning = o.word.replace("-", " ")
+    if o.value == "ifname":
+        return w.name(o.word, meaning, lambda t: check_ifname(t, o.what))
+    if o.value == "netns":
+        return w.name(o.word, meaning, check_netns_name)
+    if o.value == "ip":
+        return w.name(o.word, meaning, lambda t: no_zone(t, o.what))
+    return w.value(o.word, meaning)
+
+
+def _own(kind: LinkKind | None, word: str) -> Opt | None:
+    """KIND's option of that WORD (its own or a common one)."""
+    if kind is None:
+        return None
+    return next((o for o in (*kind.opts, *COMMON) if o.word == word), None)
 
 
 def add(args: argparse.Namespace) -> int:
-    w = Words(args.words, f"link add {args.name}")
-    kind = None
+    context = f"link add {args.name}"
+    w = Words(args.words, context)
+    by_word: dict[str, Opt] = {}
+    for o in (*(o for k in KINDS.values() for o in k.opts), *COMMON):
+        by_word.setdefault(o.word, o)  # kinds may share a word (vxlan's id, vlan's id) with other rules
+    keys = ["type", *by_word]
+    kind_name = None
     opts: dict[str, str] = {}
-    keys = ["type", "peer", "peer-netns", "id", "remote", "group", "local", "dev", "dstport", "link", "mode", "mtu"]
+    read_as: dict[str, Opt] = {}
     while w.more():
         word = w.next()
         if word not in keys:
             raise w.unknown(word, keys)
-        check = _ADD_CHECKS.get(word)
-        value = w.name(word, word.replace("-", " "), check) if check else w.value(word, word.replace("-", " "))
         if word == "type":
-            kind = value
+            kind_name = w.value("type", "type")
         else:
-            opts[word] = value
-    if kind is None:
-        raise UsageError(f"link add {args.name}: no type given", "add 'type KIND', KIND one of: " + ", ".join(KINDS))
-    if kind not in KINDS:
-        raise w.unknown(kind, KINDS)
-    mtu = None
-    if "mtu" in opts:
-        mtu = Words([opts["mtu"]], f"link add {args.name}").integer("mtu", "bytes", 68, 65535)
-    allowed = {
-        "veth": {"peer", "peer-netns", "mtu"}, "bridge": {"mtu"}, "tap": {"mtu"},
-        "vxlan": {"id", "remote", "group", "local", "dev", "dstport", "mtu"}, "macvlan": {"link", "mode", "mtu"},
-    }[kind]
+            read_as[word] = _own(KINDS.get(kind_name or ""), word) or by_word[word]
+            opts[word] = _read(w, read_as[word])
+    if kind_name is None:
+        raise UsageError(f"{context}: no type given", "add 'type KIND', KIND one of: " + ", ".join(KINDS))
+    if kind_name not in KINDS:
+        raise w.unknown(kind_name, list(KINDS))
+    kind = KINDS[kind_name]
+    for word, o in read_as.items():
+        own = _own(kind, word)
+        if own is not None and own is not o:  # read before 'type', by another kind's rules: read it again
+            _read(Words([opts[word]], context), own)
+
+    def integer(o: Opt) -> int:
+        return Words([opts[o.word]], context).integer(o.word, o.unit, o.lo, o.hi)
+
+    params: dict[str, object] = {o.param: integer(o) for o in COMMON if o.word in opts and o.value == "int"}
+    allowed = {o.word for o in (*kind.opts, *COMMON)}
     extra = sorted(set(opts) - allowed)
     if extra:
-        raise UsageError(f"link add {args.name}: {extra[0]!r} does not apply to type {kind}",
-                         f"type {kind} takes: " + ", ".join(sorted(allowed)))
-    vni, port = 0, 4789
-    if kind == "vxlan":
-        if "id" not in opts:
-            raise UsageError(f"link add {args.name}: a vxlan needs an id", "add 'id VNI' (0-16777215)")
-        vni = Words([opts["id"]], f"link add {args.name}").integer("id", "vni", 0, (1 << 24) - 1)
-        if "dstport" in opts:
-            port = Words([opts["dstport"]], f"link add {args.name}").integer("dstport", "port", 1, 65535)
-        for key in ("remote", "group", "local"):
-            if key in opts:
-                parse_ip(opts[key], "VXLAN address")
-    if kind == "macvlan":
-        if "link" not in opts:
-            raise UsageError(f"link add {args.name}: a macvlan needs its lower device", "add 'link DEV'")
-        Rtnl.macvlan_data(opts.get("mode", "bridge"))  # checks the mode
-    if kind == "veth" and "peer" not in opts:
-        raise UsageError(f"link add {args.name}: a veth needs a peer name", "add 'peer PEERNAME'")
-    ns = target_ns(args)
-    if kind == "veth":
-        ns.add_veth(args.name, opts["peer"], opts.get("peer-netns"), mtu=mtu)
-    elif kind == "bridge":
-        ns.add_bridge(args.name)
-    elif kind == "tap":
-        ns.add_tap(args.name)
-    elif kind == "vxlan":
-        ns.add_vxlan(args.name, vni, remote=opts.get("remote"), group=opts.get("group"), local=opts.get("local"),
-                     dev=opts.get("dev"), port=port)
-    elif kind == "macvlan":
-        ns.add_macvlan(args.name, opts["link"], opts.get("mode", "bridge"))
-    if mtu is not None and kind != "veth":
-        ns.link(args.name).set_mtu(mtu)
+        raise UsageError(f"{context}: {extra[0]!r} does not apply to type {kind_name}",
+                         f"type {kind_name} takes: " + ", ".join(sorted(allowed)))
+    # Every option is checked before the namespace is opened: missing ones, then numbers, then the codec's checks.
+    for o in kind.opts:
+        if o.required is not None and o.word not in opts:
+            raise UsageError(f"{context}: {o.required[0]}", o.required[1])
+    for o in kind.opts:
+        if o.word in opts:
+            params[o.param] = integer(o) if o.value == "int" else opts[o.word]
+    for o in kind.opts:
+        if o.check is not None and o.word in opts:
+            o.check(opts[o.word])
+    target_ns(args).add_link(kind_name, args.name, **params)
     return 0
 
 

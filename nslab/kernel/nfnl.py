@@ -46,13 +46,19 @@ def tables(name: str) -> set[tuple[str, str]]:
     """(family, table) of every nftables table in namespace NAME."""
     sock = _socket_in(name)
     try:
+        return read_tables(sock, name)
+    finally:
+        sock.close()
+
+
+def read_tables(sock: NetlinkSocket, name: str = "") -> set[tuple[str, str]]:
+    """The table dump on SOCK (a NETLINK_NETFILTER socket in namespace NAME), decoded."""
+    try:
         msgs = sock.dump((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0))
     except NetlinkError as exc:
         if exc.code in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT, errno.ENOENT):
             return set()  # no nf_tables in this kernel: no table either
         raise KernelError(f"cannot list the nftables tables of namespace {name!r}: {exc}", exc.code) from None
-    finally:
-        sock.close()
     out = set()
     for m in msgs:
         fam = m.body[0]
