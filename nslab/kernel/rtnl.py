@@ -472,20 +472,6 @@ class Rtnl:
         return nested(VETH_INFO_PEER, _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + attrs)
 
     @staticmethod
-    def vxlan_data(vni: int, *, remote: str | None = None, group: str | None = None, local: str | None = None,
-                   dev: int | None = None, port: int = 4789, ttl: int | None = None, learning: bool = True) -> bytes:
-        from .linkkinds import vxlan_data
-
-        return vxlan_data(vni, remote=remote, group=group, local=local, dev=dev, port=port, ttl=ttl,
-                          learning=learning)
-
-    @staticmethod
-    def macvlan_data(mode: str) -> bytes:
-        from .linkkinds import macvlan_data
-
-        return macvlan_data(mode)
-
-    @staticmethod
     def req_del_link(index: int, name: str) -> Request:
         payload = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0)
         return Request(RTM_DELLINK, 0, payload, f"cannot delete device {name!r}", name)
