@@ -177,16 +177,18 @@ def lab_walkthrough(out: TextIO = sys.stdout, name: str | None = None) -> None:
 
     n = Narrator(out)
     name_given = name
-    lab: Lab | None = None
-    for chosen in candidates(DEMO_LAB, LAB_NAME_MAX) if name is None else [name]:
-        if st.load(chosen) is not None or any(_netns.exists(f"{chosen}-{x}") for x in ("r1", "h1")):
-            continue
-        lab = Lab.topo("ring", 3, name=chosen)
-        break
-    if lab is None:
-        taken = name or DEMO_LAB
-        raise UsageError(f"lab {taken!r} is already up" + ("" if name else f" (and {TRIES} other names tried)"),
+    names = candidates(DEMO_LAB, LAB_NAME_MAX) if name is None else iter([name])
+
+    def free_lab() -> Lab:
+        for chosen in names:
+            if st.load(chosen) is not None or any(_netns.exists(f"{chosen}-{x}") for x in ("r1", "h1")):
+                continue
+            return Lab.topo("ring", 3, name=chosen)
+        taken = name_given or DEMO_LAB
+        raise UsageError(f"lab {taken!r} is already up" + ("" if name_given else f" (and {TRIES} other names tried)"),
                          f"take it down with 'nslab lab down {taken}' first, or pick another with --name")
+
+    lab = free_lab()
     name = lab.name
     ours = True  # taken down at the end, also when interrupted while coming up
     with _sigterm_as_interrupt():
@@ -195,12 +197,19 @@ def lab_walkthrough(out: TextIO = sys.stdout, name: str | None = None) -> None:
             n.say(f"({DEMO_LAB} is taken, by another run or program: this demo uses {name})")
         n.cmd(f"nslab lab up --topo ring,3 --name {name}")
         try:
-            up = lab.up()
-            if not up.changed or up.repaired or up.added_nodes or up.added_links:
+            while True:
+                up = lab.up()
+                if up.changed and not (up.repaired or up.added_nodes or up.added_links):
+                    break
                 # Another job brought a lab of this name up between our look and our up: theirs, not ours.
                 ours = False
-                raise UsageError(f"lab {name!r} was brought up by someone else just now; it was left alone",
-                                 "run the demo again (it picks another name)")
+                if name_given is not None:
+                    raise UsageError(f"lab {name!r} was brought up by someone else just now; it was left alone",
+                                     "pick another name with --name")
+                taken, lab = name, free_lab()
+                name, ours = lab.name, True
+                n.say(f"({taken} was brought up by another job just now: this demo uses {name})")
+                n.cmd(f"nslab lab up --topo ring,3 --name {name}")
             n.say(up.summary())
             for node in lab.nodes:
                 if node.kind == "host":

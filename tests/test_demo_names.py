@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
 
 from nslab.demo import DEMO_LAB, DEMO_NS, candidates
 from nslab.lab.topology import LAB_NAME_MAX, check_lab_name
@@ -99,3 +99,43 @@ def test_lab_demo_takes_a_free_lab_name_when_the_default_is_up() -> None:
     finally:
         if mine:
             lab.down()
+
+
+def test_lab_demo_that_loses_the_race_for_a_name_takes_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two demos look, find the same name free, and both bring it up: the second's up finds the first's lab
+    (unchanged). It once gave up with exit 2; it must take another free name, and leave the other's lab alone.
+    The race is made exact: another job's lab appears between the demo's look and its up."""
+    if not is_root():
+        pytest.skip(ROOT_REASON)
+    import io
+
+    from nslab import demo as demo_mod
+    from nslab.lab import state as st
+    from nslab.lab.lab import Lab
+
+    theirs = lab_name()
+    names = iter([theirs, *candidates(theirs, LAB_NAME_MAX)])
+    monkeypatch.setattr(demo_mod, "candidates", lambda base, limit=64: names)
+    real_up = Lab.up
+    other: list[Lab] = []
+
+    def racing_up(self: Lab, *a: object, **k: object) -> object:
+        if self.name == theirs and not other:
+            other.append(Lab.topo("ring", 3, name=theirs))
+            real_up(other[0])  # the other job wins the race
+        return real_up(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Lab, "up", racing_up)
+    out = io.StringIO()
+    try:
+        demo_mod.lab_walkthrough(out)
+        text = out.getvalue()
+        m = re.search(rf"\({re.escape(theirs)} was brought up by another job just now: this demo uses (\S+)\)", text)
+        assert m is not None, text
+        used = m.group(1)
+        assert f"$ nslab lab up --topo ring,3 --name {used}" in text and "ttl=62" in text, text
+        assert st.load(used) is None  # the demo's own lab is down again
+        assert st.load(theirs) is not None, "the other job's lab was left alone"
+    finally:
+        if other:
+            other[0].down()
