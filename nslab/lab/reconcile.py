@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError, NslabError
+from ..kernel import sysctl
+from ..kernel.netns import run_in_netns
 from ..kernel.rtnl import IFF_UP, RTPROT_NSLAB, TC_H_ROOT, Request, Rtnl
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ End = tuple[str, str]  # (node, ifname)
 NSLAB_PROTO = str(RTPROT_NSLAB)  # how the route decoder names the protocol (as `ip -j route` does)
 TC_HANDLE = 0x5E1A0000  # tc.HANDLE "5e1a:" as the kernel holds it
 NFT_TABLES = frozenset({("inet", "nslab"), ("netdev", "nslab")})
+FORWARDING = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")  # what a router needs on (apply._sysctls)
 
 
 # ---- the desired state ------------------------------------------------------------------------------------
@@ -78,6 +81,7 @@ class WantNode:
     routes: tuple[WantRoute, ...]
     nft: str | None  # the script that rewrites nslab's tables, when the node must hold some
     rates: Mapping[str, int]  # ifname -> bit/s
+    forwarding: bool = False  # a router: IPv4 and IPv6 forwarding on
 
 
 def _cidr(text: str) -> str:
@@ -112,7 +116,7 @@ def desired(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None) -> d
             for i in plan.interfaces_of(name))
         rates = {ifname: bits for (n, ifname), bits in faults.rates.items() if n == name}
         out[name] = WantNode(name, node.netns, node.bridge, ifaces, tuple(routes.get(name, ())),
-                             faults.nft.get(name), rates)
+                             faults.nft.get(name), rates, node.forwarding)
     return out
 
 
@@ -131,6 +135,7 @@ class SeenLink:
     kind: str | None
     up: bool
     master: str | None
+    mtu: int = 0  # 0: not read
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class SeenNode:
     nft: bool = False  # nslab's nft tables are there
     shaped: frozenset[str] = frozenset()  # ifnames whose root qdisc is nslab's
     gone: bool = False  # the namespace does not exist
+    forwarding: tuple[str, str] | None = None  # net.ipv4.ip_forward, net.ipv6.conf.all.forwarding; None: not read
 
 
 def observe(netns: Mapping[str, str], nodes: Iterable[str],
@@ -197,20 +203,25 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
                                         rt.metric or 0))
             shaped = frozenset(names[q.ifindex] for q in r.qdiscs()
                                if q.parent == TC_H_ROOT and q.handle == TC_HANDLE and q.ifindex in names)
+        fwd = None
+        if w is not None and w.forwarding:  # read where the plan needs it on: one setns per router
+            fwd = run_in_netns(netns[node], lambda: (sysctl.read(FORWARDING[0]), sysctl.read(FORWARDING[1])))
         out[node] = SeenNode(
-            links={lk.ifname: SeenLink(lk.ifindex, lk.kind, bool(lk.raw_flags & IFF_UP), lk.master) for lk in links},
+            links={lk.ifname: SeenLink(lk.ifindex, lk.kind, bool(lk.raw_flags & IFF_UP), lk.master, lk.mtu)
+                   for lk in links},
             addresses={k: frozenset(v) for k, v in addrs.items()},
             routes=tuple(routes),
             nft=bool(nfnl.tables(netns[node]) & NFT_TABLES),
             shaped=shaped,
+            forwarding=fwd,
         )
     return out
 
 
 # ---- the difference (pure) ----------------------------------------------------------------------------------
 # Kinds of change, in the order they are applied: a route needs its device up and its address there first.
-PHASES = (("link-down", "link-up", "master"), ("address",), ("route-del", "route-replace", "route-add"),
-          ("nft",), ("unrate", "rate"))
+PHASES = (("link-down", "link-up", "master", "mtu", "forwarding"), ("address",),
+          ("route-del", "route-replace", "route-add"), ("nft",), ("unrate", "rate"))
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,7 @@ class Change:
     old: SeenRoute | None = None
     master: int = 0  # the bridge's ifindex
     old_master: int = 0
+    old_mtu: int = 0  # what `mtu` puts back on undo
     rate: int = 0
     mtu: int = 1500
     script: str = ""
@@ -238,6 +250,13 @@ class Change:
                 f"({'the plan has it up' if k == 'link-up' else 'a fault holds it down'})"
         elif k == "master":
             what = f"{dev} put back into its bridge" if done else f"{dev} is not in its bridge"
+        elif k == "mtu":
+            what = (f"{dev} mtu set back to {self.mtu} (was {self.old_mtu})" if done
+                    else f"{dev} has mtu {self.old_mtu}, the plan {self.mtu}")
+        elif k == "forwarding":
+            what = ("forwarding turned back on" if done
+                    else f"forwarding is off (ip_forward={self.script[0]}, ipv6 forwarding={self.script[2]}), "
+                         "the plan has a router")
         elif k == "address":
             what = f"address {self.cidr} on {dev} " + ("restored" if done else "is missing")
         elif k == "route-add" and self.route is not None:
@@ -292,6 +311,8 @@ def diff_node(want: WantNode, seen: SeenNode, reset_script: str, force_nft: bool
             bridge_index = br.ifindex
             if not br.up:
                 changes.append(Change(node, "link-up", want.bridge, br.ifindex))
+    if want.forwarding and seen.forwarding is not None and seen.forwarding != ("1", "1"):
+        changes.append(Change(node, "forwarding", script=" ".join(seen.forwarding)))  # the old values, for undo
     up_devs = set()
     for iface in want.ifaces:
         lk = seen.links.get(iface.ifname)
@@ -303,6 +324,8 @@ def diff_node(want: WantNode, seen: SeenNode, reset_script: str, force_nft: bool
             continue
         if lk.up != iface.up:
             changes.append(Change(node, "link-up" if iface.up else "link-down", iface.ifname, lk.ifindex))
+        if lk.mtu and lk.mtu != iface.mtu:
+            changes.append(Change(node, "mtu", iface.ifname, lk.ifindex, mtu=iface.mtu, old_mtu=lk.mtu))
         if iface.master is not None and lk.master != iface.master and bridge_index:
             old = seen.links[lk.master].ifindex if lk.master is not None and lk.master in seen.links else 0
             changes.append(Change(node, "master", iface.ifname, lk.ifindex, master=bridge_index, old_master=old))
@@ -397,6 +420,8 @@ def _request(c: Change, undo: bool = False) -> Request | None:
              "route-replace": "route-replace-old", "route-del": "route-add-old", "master": "master-old"}.get(k, k)
     if k in ("link-up", "link-down"):
         return Rtnl.req_set_link(c.ifindex, c.ifname, up=k == "link-up")
+    if k == "mtu":
+        return Rtnl.req_set_link(c.ifindex, c.ifname, mtu=c.old_mtu if undo else c.mtu)
     if k in ("master", "master-old"):
         return Rtnl.req_set_link(c.ifindex, c.ifname, master=c.master if k == "master" else c.old_master)
     if k in ("address", "address-del"):
@@ -423,6 +448,14 @@ def _do_other(netns: str, c: Change, undo: bool = False) -> None:
 
     if c.kind == "nft":
         nft.apply(netns, c.undo_script if undo else c.script)
+    elif c.kind == "forwarding":
+        values = c.script.split() if undo else ["1", "1"]
+
+        def write() -> None:
+            for key, value in zip(FORWARDING, values, strict=True):
+                sysctl.write(key, value)
+
+        run_in_netns(netns, write)
     elif c.kind in ("rate", "unrate"):
         bits = c.undo_rate if undo else (c.rate if c.kind == "rate" else 0)
         if bits:

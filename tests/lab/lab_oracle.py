@@ -63,12 +63,19 @@ def plan_differences(plan: Plan, down: Iterable[End] = (), nodes: Iterable[str] 
                 out.append(f"{name}: {i.ifname} {'down' if want_up else 'up'}")
             if i.master and e.get("master") != i.master:
                 out.append(f"{name}: {i.ifname} not in {i.master}")
+            if e.get("mtu") != (i.mtu or 1500):
+                out.append(f"{name}: {i.ifname} mtu {e.get('mtu')}")
             if not want_up:
                 continue
             up_devs.add(i.ifname)
             have = {_cidr(f"{a['local']}/{a['prefixlen']}") for a in e.get("addr_info", [])}
             out += [f"{name}: address {c} missing on {i.ifname}" for c in i.addresses if _cidr(c) not in have]
         node = plan.node(name)
+        if node.forwarding:  # read by procps' sysctl inside the namespace
+            fwd = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward",
+                                  "net.ipv6.conf.all.forwarding"], capture_output=True, text=True, check=True)
+            if fwd.stdout.split() != ["1", "1"]:
+                out.append(f"{name}: forwarding {' '.join(fwd.stdout.split())}")
         if node.bridge and "UP" not in links.get(node.bridge, {}).get("flags", []):
             out.append(f"{name}: bridge {node.bridge} not up")
         want = sorted((_dst(r.dst, ipaddress.ip_address(r.via).version), r.via, r.dev)

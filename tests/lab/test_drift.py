@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import ROOT_REASON, ipj, is_root, lab_name, nslab_subprocess
@@ -119,3 +120,30 @@ def test_a_fault_change_on_a_node_that_cannot_be_its_plan_changes_nothing(ring: 
     assert f"interface {ea.ifname} is missing" in e.value.message and e.value.exit_code == 1
     assert fl.faults(ring) == []
     assert "UP" in ipj(ring["h1"].netns, "link", "show", "eth0")[0]["flags"]  # nothing was changed
+
+
+def test_up_repairs_an_mtu_and_a_routers_forwarding(tmp_path: Path) -> None:
+    """Drift beyond routes and addresses: a planned MTU changed by hand, a router's forwarding turned off (the
+    lab then reaches nothing across it). `lab status` says so, `lab up` repairs both, the oracle (ip -j,
+    sysctl) agrees, and the full matrix comes back."""
+    name = lab_name()
+    f = tmp_path / "mtu.lab.yaml"
+    f.write_text(f"name: {name}\nnodes: {{a: {{}}, b: {{}}, r: {{kind: router}}}}\n"
+                 "links:\n  - {endpoints: [a, r], mtu: 9000}\n  - [r, b]\n")
+    lab = Lab.from_file(str(f))
+    lab.up()
+    try:
+        ns = {n.name: n.netns for n in lab.plan.nodes}
+        ip(ns["a"], "link", "set", "eth0", "mtu", "1500")
+        subprocess.run(["ip", "netns", "exec", ns["r"], "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+        assert sorted(plan_differences(lab.plan)) == ["a: eth0 mtu 1500", "r: forwarding 0 1"]
+        r = nslab_subprocess(["lab", "status", name])
+        assert "a: eth0 has mtu 1500, the plan 9000" in r.stdout and "r: forwarding is off" in r.stdout, r.stdout
+        r = nslab_subprocess(["lab", "up", str(f)])
+        assert r.returncode == 0, r.stderr
+        assert "a: eth0 mtu set back to 9000 (was 1500)" in r.stdout and "r: forwarding turned back on" in r.stdout
+        assert plan_differences(lab.plan) == []
+        _, r4, r6 = converge(lab)
+        assert r4.ok and r6.ok, (r4, r6)
+    finally:
+        lab.down()
