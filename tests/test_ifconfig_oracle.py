@@ -14,6 +14,7 @@ hash seed, see nslab.ifconfig); a second comparison without it checks everything
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import secrets
@@ -98,7 +99,7 @@ def csum(b):
     if len(b) % 2: b += b"\0"
     s = sum(struct.unpack(f"!{len(b)//2}H", b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(2)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(REPLY_WAIT)
 ident = os.getpid() & 0xffff
 for seq in range(1, count + 1):
     payload = bytes(size)
@@ -111,9 +112,31 @@ for seq in range(1, count + 1):
 """
 
 
+# How long one echo may take to come back: generous for a loaded machine, bounded. Requests are never sent
+# twice (the counters that tests read would change), so the wait, not a retry, absorbs a slow machine.
+REPLY_WAIT = 15.0
+
+
 def ping(ns: str, dst: str, count: int = 3, size: int = 56) -> None:
     """`ping -c COUNT -s SIZE DST` inside NS (iputils may be missing, so a raw ICMP socket in Python)."""
-    sh("ip", "netns", "exec", ns, sys.executable, "-c", _PING, str(count), str(size), dst)
+    script = _PING.replace("REPLY_WAIT", repr(REPLY_WAIT))
+    sh("ip", "netns", "exec", ns, sys.executable, "-c", script, str(count), str(size), dst)
+
+
+def wait_ready(ns: str, dev: str, timeout: float = 15.0) -> None:
+    """Wait until DEV in NS can send: its operstate is UP and its qdisc is no longer noop.
+
+    A veth whose peer comes up gets its carrier at once, but the kernel attaches its real qdisc (and sets
+    the operstate) later, in the linkwatch work, which runs up to a second later and later still on a busy
+    machine; until then every frame it sends, the first ARP request included, is dropped by noop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        link = json.loads(sh("ip", "-j", "-n", ns, "link", "show", "dev", dev))[0]
+        qdisc = sh("tc", "-n", ns, "qdisc", "show", "dev", dev)
+        if link.get("operstate") == "UP" and qdisc and not qdisc.startswith("qdisc noop "):
+            return
+        assert time.monotonic() < deadline, f"{dev} in {ns} not ready after {timeout} s: {link}, {qdisc!r}"
+        time.sleep(0.02)
 
 
 def links(ns: str) -> list[Link]:
@@ -234,6 +257,8 @@ def test_veth_pair_addresses_mtu_and_one_end_down(lab: Lab) -> None:
     assert compare(b, show_all=False).startswith("lo:")
     # Both ends up, traffic between the two namespaces over the pair.
     ip(b, "link", "set", "vb", "up")
+    wait_ready(a, "va")
+    wait_ready(b, "vb")
     ping(a, "10.77.0.2", count=3)
     ping(b, "10.77.0.1", count=2, size=3000)  # fragments nothing at mtu 9000
     assert "va: flags=4163<UP,BROADCAST,RUNNING,MULTICAST>  mtu 9000" in compare(a)

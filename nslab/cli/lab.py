@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     p.set_defaults(handler=exec_)
     p = verb_parser(verbs, "cleanup", "remove leftovers of labs whose state is gone or broken (only nslab's)")
+    p.add_argument("name", nargs="?", type=lab_arg(), help="only this lab's leftovers (default: every lab's)")
     p.set_defaults(handler=cleanup)
     p = verb_parser(verbs, "check", "run the checks: of the lab's topology file (reach, no_reach, port_open)")
     p.add_argument("name", type=lab_arg())
@@ -111,7 +112,7 @@ def validate(args: argparse.Namespace) -> int:
 def down(args: argparse.Namespace) -> int:
     rec = st.load(args.name)
     if rec is None:
-        if args.name in cleanup_mod.orphan_labs():
+        if args.name in cleanup_mod.orphan_labs(only=args.name):
             n = cleanup_mod.cleanup(only=args.name)
             return _down_done(args, f"lab {args.name}: state was lost; removed {n} namespaces carrying its marker",
                               "state lost", n)
@@ -231,7 +232,7 @@ def exec_(args: argparse.Namespace) -> int:
 
 
 def cleanup(args: argparse.Namespace) -> int:
-    n = cleanup_mod.cleanup()
+    n = cleanup_mod.cleanup(only=args.name)
     print(f"cleanup: removed {n} leftover namespaces")
     return 0
 

@@ -23,19 +23,27 @@ def _healthy(lab: str) -> bool:
     return rec.status == "up" or st.busy(lab)
 
 
-def marked_namespaces() -> dict[str, tuple[str, str]]:
-    """Every namespace carrying nslab's marker: name -> (lab, node)."""
+def marked_namespaces(only: str | None = None) -> dict[str, tuple[str, str]]:
+    """Every namespace carrying nslab's marker (of lab ONLY, if given): name -> (lab, node).
+
+    For one lab only the names `ONLY-*` are read: a namespace is acted on only when its name is the one its
+    marker gives (`LAB-NODE`, see cleanup), so no other can be ONLY's, and reading the marker of each of the
+    machine's namespaces (one netlink socket in each) would make `down` of an unknown lab slow."""
     out = {}
-    for name in netns.list_names():
+    names = netns.list_names()
+    if only is not None:
+        names = [n for n in names if n.startswith(f"{only}-")]
+    for name in names:
         mark = st.parse_marker(bulk.lo_alias(name))
         # A marker naming no valid lab was not written by nslab: not ours, whatever it says.
-        if mark is not None and is_lab_name(mark[0]):
+        if mark is not None and is_lab_name(mark[0]) and (only is None or mark[0] == only):
             out[name] = mark
     return out
 
 
-def orphan_labs() -> set[str]:
-    return {lab for lab, _ in marked_namespaces().values() if not _healthy(lab)}
+def orphan_labs(only: str | None = None) -> set[str]:
+    """Labs (ONLY, if given and orphaned) with marked namespaces and no healthy record."""
+    return {lab for lab, _ in marked_namespaces(only).values() if not _healthy(lab)}
 
 
 def cleanup(only: str | None = None) -> int:
@@ -59,7 +67,7 @@ def cleanup(only: str | None = None) -> int:
             services.remove_logs(lab)
             removed += deleted
     # Marked namespaces whose lab has no healthy record.
-    marked = marked_namespaces()
+    marked = marked_namespaces(only)
     victims = [
         name for name, (lab, node) in marked.items()
         if (only is None or lab == only) and not _healthy(lab) and name == f"{lab}-{node}"
@@ -67,5 +75,8 @@ def cleanup(only: str | None = None) -> int:
     removed += len(bulk.delete(victims))
     for lab in {lab for name, (lab, node) in marked.items() if name in victims}:
         services.remove_logs(lab)
-        st.drop_lock(lab)
+    # Lock files of labs with no record that nobody holds: an `up` killed before its first namespace, its
+    # record lost since, leaves nothing else (the steps above then find nothing to act on).
+    for lab in st.names(".lock") if only is None else [only]:
+        st.drop_stale_lock(lab)
     return removed

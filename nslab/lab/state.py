@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,12 +96,45 @@ def drop_lock(lab: str) -> None:
         pass
 
 
-def names() -> list[str]:
+def names(suffix: str = ".json") -> list[str]:
+    """Labs that have a record (or, with suffix ".lock", a lock file) here."""
     try:
-        found = [e[:-5] for e in os.listdir(STATE_DIR) if e.endswith(".json")]
+        found = [e[: -len(suffix)] for e in os.listdir(STATE_DIR) if e.endswith(suffix)]
     except FileNotFoundError:
         return []
     return sorted(n for n in found if is_lab_name(n))
+
+
+def drop_stale_lock(lab: str) -> bool:
+    """Remove LAB's lock file if LAB has no record and no process holds the lock; never waits.
+
+    An `up` killed before its first namespace whose record was then lost leaves only this file. It is
+    nslab's by where it is (nslab's own directory, the lock's exact name), what it is (a regular file,
+    not followed through a link) and what it holds (nothing: locked() never writes to it). A lock held
+    now is a live `up`'s or `down`'s: left to it. Returns whether the file was removed."""
+    lock = os.path.join(STATE_DIR, f"{check_name(lab)}.lock")
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # none, or a symlink (ELOOP): not a lock nslab made
+        return False
+    try:
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or held.st_size != 0:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        # Under the lock (as in locked()): the file must still be the one we hold, and still unrecorded.
+        try:
+            if not os.path.samestat(held, os.lstat(lock)) or os.path.exists(_path(lab)):
+                return False
+            os.unlink(lock)
+        except FileNotFoundError:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
 def busy(lab: str) -> bool:

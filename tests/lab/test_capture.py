@@ -26,6 +26,7 @@ from nslab.errors import NotFoundError, UsageError
 from nslab.kernel.packet import compile_filter
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
+from nslab.testing import wait_until
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
@@ -163,7 +164,8 @@ def lab() -> Iterator[Lab]:
 
 
 def ping(lab: Lab, a: str, b: str, n: int = 3, *extra: str) -> None:
-    out = lab[a].run(["ping", "-c", str(n), "-i", "0.05", "-W", "2", *extra, b], capture_output=True, text=True)
+    # -W: how long ping waits for a late reply (it exits as soon as all are in): bounded, generous under load.
+    out = lab[a].run(["ping", "-c", str(n), "-i", "0.05", "-W", "10", *extra, b], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -193,11 +195,21 @@ def test_filter_keeps_only_icmp(lab: Lab, tmp_path: Path) -> None:
     icmp_path, all_path = tmp_path / "icmp.pcap", tmp_path / "all.pcap"
     h2_v6 = next(a.split("/")[0] for a in lab["h2"].addresses if ":" in a)
     with capture(lab, "h1:eth0", filter="icmp", write=str(icmp_path)) as only, \
-            capture(lab, "h1:eth0", write=str(all_path)) as every:
+            capture(lab, "h1:eth0", write=str(all_path), keep=True) as every:
         lab["h1"].run(["ip", "neigh", "flush", "dev", "eth0"], check=True)  # ARP again
         ping(lab, "h1", "h2", 2)
         ping(lab, "h1", h2_v6, 2)  # ICMPv6: not "icmp"
-        time.sleep(0.1)
+
+        # Leaving the block stops the readers at once, and what the kernel has queued for them but they have
+        # not read yet is not written: wait (bounded) until both have read what the pings made, not a fixed
+        # sleep that a busy machine outlasts.
+        def read_all() -> bool:
+            lines = [p.line() for p in list(every.packets)]
+            return (only.count >= 4 and any(" ARP " in ln for ln in lines)
+                    and sum(" ICMP6 echo " in ln for ln in lines) >= 4)
+
+        wait_until(read_all, timeout=20, interval=0.02, message=lambda: f"icmp capture read {only.count} of 4, "
+                   f"the full one {every.count}: {[p.line() for p in list(every.packets)]}")
     protos = {r[0] for r in tshark(all_path, "frame.protocols")}
     assert any("arp" in p for p in protos) and any("icmpv6" in p for p in protos)
     rows = tshark(icmp_path, "frame.protocols", "ip.src", "ip.dst")

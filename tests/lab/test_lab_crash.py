@@ -4,6 +4,10 @@ Each trial uses a fresh lab name (`t` + 6 hex digits). What a kill left behind i
 see how the kills spread over the phases of `up`). Cleanup must also never touch a namespace without
 nslab's marker, nor one whose marker names another namespace. A Ctrl-C early in `up` (or a rollback that cannot
 delete a namespace) must leave every namespace that still exists in the lab's record.
+
+Random moments find what nobody thought of; the moments that matter are also driven exactly (an `up` that
+SIGKILLs itself at a given point), so that a run cannot miss them. Namespaces are told apart by an open fd
+on each: an nsfs inode number is reused once its namespace is gone, never while an fd keeps it alive.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-from conftest import REPO, ROOT_REASON, is_root, lab_name
+from conftest import REPO, ROOT_REASON, CliResult, is_root, lab_name
 
 from nslab.kernel import bulk
 from nslab.lab import state as st
@@ -66,16 +71,30 @@ def ip_netns_list(lab: str) -> list[str]:
     return sorted(e["name"] for e in json.loads(out or "[]") if e["name"].startswith(f"{lab}-"))
 
 
-def netns_inodes(lab: str) -> set[tuple[int, int]]:
-    out = set()
-    for n in entries(lab):
-        try:
-            s = os.stat(os.path.join(NETNS_DIR, n))
-        except OSError:
-            continue
-        if os.path.ismount(os.path.join(NETNS_DIR, n)):
-            out.add((s.st_dev, s.st_ino))
-    return out
+@contextmanager
+def held_namespaces(lab: str) -> Iterator[set[tuple[int, int]]]:
+    """(st_dev, st_ino) of LAB's mounted namespaces, each kept alive by an fd of ours until the block ends:
+    so no namespace made meanwhile (by anyone on the machine) can carry one of these numbers, and a match
+    is one of LAB's, never a namespace that reused a freed inode number."""
+    fds: list[int] = []
+    ids = set()
+    try:
+        for n in entries(lab):
+            path = os.path.join(NETNS_DIR, n)
+            if not os.path.ismount(path):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            fds.append(fd)
+            s = os.fstat(fd)
+            if os.path.ismount(path) and os.path.samestat(s, os.stat(path)):
+                ids.add((s.st_dev, s.st_ino))
+        yield ids
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def pids_in(inodes: set[tuple[int, int]]) -> list[int]:
@@ -96,6 +115,14 @@ def state_file(lab: str) -> str:
     return os.path.join(st.STATE_DIR, f"{lab}.json")
 
 
+def lock_file(lab: str) -> str:
+    return os.path.join(st.STATE_DIR, f"{lab}.lock")
+
+
+def records(lab: str) -> list[str]:
+    return [p for p in (state_file(lab), state_file(lab) + ".tmp", lock_file(lab)) if os.path.lexists(p)]
+
+
 def stale_files(lab: str) -> list[str]:
     return [n for n in entries(lab) if not os.path.ismount(os.path.join(NETNS_DIR, n))]
 
@@ -107,12 +134,14 @@ def force_remove(lab: str) -> None:
         if os.path.lexists(os.path.join(NETNS_DIR, n)):
             os.unlink(os.path.join(NETNS_DIR, n))
     st.remove(lab)
+    if os.path.lexists(lock_file(lab)) and not st.busy(lab):
+        os.unlink(lock_file(lab))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_lab_left() -> Iterator[None]:
     yield
-    left = {lab: entries(lab) + ([state_file(lab)] if os.path.exists(state_file(lab)) else []) for lab in MADE}
+    left = {lab: entries(lab) + records(lab) for lab in MADE}
     left = {k: v for k, v in left.items() if v}
     for lab in MADE:
         force_remove(lab)
@@ -161,10 +190,11 @@ def kill_up_at(name: str, delay: float) -> tuple[int, bool]:
 
 
 def assert_gone(name: str, inodes: set[tuple[int, int]]) -> None:
+    """Nothing of NAME is left; INODES must come from held_namespaces() and still be held."""
     assert ip_netns_list(name) == [], f"namespaces of {name} remain"
     assert mounted(name) == [], f"mounts of {name} remain under {NETNS_DIR}"
     assert pids_in(inodes) == [], f"processes remain in the namespaces of {name}"
-    assert not os.path.exists(state_file(name)), f"state file of {name} remains"
+    assert records(name) == [], f"record or lock of {name} remains"
 
 
 def test_kill_during_up_then_down(up_seconds: float, lab_names: list[str]) -> None:
@@ -178,45 +208,149 @@ def test_kill_during_up_then_down(up_seconds: float, lab_names: list[str]) -> No
         # Spread the kills from interpreter start-up to just after the end of `up`.
         delay = up_seconds * (0.5 + 0.6 * (k + rng.random()) / trials)
         left, finished = kill_up_at(name, delay)
-        inodes = netns_inodes(name)
-        sleeper = None
-        if inodes:  # a process inside the half-made lab: down must kill it too
-            ns = next(n for n in entries(name) if os.path.ismount(os.path.join(NETNS_DIR, n)))
-            sleeper = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"])
-            time.sleep(0.05)
-        r = nslab("lab", "down", name)
-        assert r.returncode == 0, r.stderr
-        if sleeper is not None:
-            sleeper.wait(timeout=5)
-        stale = stale_files(name)
-        stale_seen += len(stale)
-        for s in stale:  # the known bug (see test_lab_kernel.py::..._stale_netns_file_...): count, clean
-            os.unlink(os.path.join(NETNS_DIR, s))
-        assert_gone(name, inodes)
+        with held_namespaces(name) as inodes:
+            sleeper = None
+            if inodes:  # a process inside the half-made lab: down must kill it too
+                ns = next(n for n in entries(name) if os.path.ismount(os.path.join(NETNS_DIR, n)))
+                sleeper = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "60"])
+                time.sleep(0.05)
+            r = nslab("lab", "down", name)
+            assert r.returncode == 0, r.stderr
+            if sleeper is not None:
+                sleeper.wait(timeout=5)
+            stale = stale_files(name)
+            stale_seen += len(stale)
+            for s in stale:  # the known bug (see test_lab_kernel.py::..._stale_netns_file_...): count, clean
+                os.unlink(os.path.join(NETNS_DIR, s))
+            assert_gone(name, inodes)
         report.append(f"{delay:.3f}s:{left}{'(done)' if finished else ''}{f' stale {len(stale)}' if stale else ''}")
     print(f"\nkill -9 at (delay:entries left): {', '.join(report)}; stale files left by down: {stale_seen}")
 
 
-def test_kill_then_state_lost_then_cleanup(up_seconds: float, lab_names: list[str]) -> None:
-    """The state file is deleted after the kill: `lab cleanup` still removes every marked namespace."""
-    rng = random.Random(secrets.randbits(32))
-    for _ in range(3):
-        name = new_name()
-        lab_names.append(name)
-        kill_up_at(name, up_seconds * rng.uniform(0.75, 0.95))
-        st.remove(name)  # state lost
-        marked = [n for n in entries(name) if st.parse_marker(bulk.lo_alias(n)) is not None]
-        unmarked = [n for n in entries(name) if n not in marked]
-        r = nslab("lab", "cleanup")
+def cleanup_after_state_lost(name: str) -> str:
+    """The record of a killed `up` is deleted; then `lab cleanup NAME` must remove every marked namespace and
+    the lock, keep the unmarked ones (nslab cannot tell them from someone else's), and leave no process."""
+    st.remove(name)  # state lost
+    marked = [n for n in entries(name) if st.parse_marker(bulk.lo_alias(n)) is not None]
+    unmarked = [n for n in entries(name) if n not in marked]
+    with held_namespaces(name) as inodes:
+        r = nslab("lab", "cleanup", name)
         assert r.returncode == 0, r.stderr
         left = entries(name)
         assert not [n for n in left if n in marked], f"marked namespaces survived cleanup: {left}"
-        # Without state nslab cannot tell an unmarked namespace from someone else's: it must keep it.
         assert sorted(left) == sorted(unmarked)
         assert mounted(name) == sorted(f"{NETNS_DIR}/{n}" for n in unmarked
                                        if os.path.ismount(os.path.join(NETNS_DIR, n)))
-        print(f"\nstate lost: cleanup removed {len(marked)} marked, kept {len(unmarked)} unmarked")
-        force_remove(name)
+        assert records(name) == [], f"cleanup {name} left {records(name)}"
+        if not unmarked:
+            assert_gone(name, inodes)
+    force_remove(name)
+    return f"removed {len(marked)} marked, kept {len(unmarked)} unmarked"
+
+
+def test_kill_then_state_lost_then_cleanup(up_seconds: float, lab_names: list[str]) -> None:
+    """The state file is deleted after a kill at a random moment: `lab cleanup NAME` still removes every marked
+    namespace, and the lock."""
+    rng = random.Random(secrets.randbits(32))
+    report = []
+    for _ in range(3):
+        name = new_name()
+        lab_names.append(name)
+        delay = up_seconds * rng.uniform(0.5, 0.95)
+        kill_up_at(name, delay)
+        report.append(f"{delay:.3f}s: {cleanup_after_state_lost(name)}")
+    print(f"\nstate lost after kill -9 at: {'; '.join(report)}")
+
+
+# An `up` that SIGKILLs itself at one exact point: with the lab's lock held and no record yet ("locked"), with
+# the intent record written and no namespace yet ("recorded"), after its Nth namespace ("namespaces").
+DRIVER = r"""
+import contextlib, os, signal, sys, threading
+point, nth, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+from nslab.kernel import bulk
+from nslab.lab import state as st
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "locked":
+    real_locked = st.locked
+    @contextlib.contextmanager
+    def locked(lab):
+        with real_locked(lab):
+            die()
+            yield
+    st.locked = locked
+elif point == "recorded":
+    real_save = st.save
+    def save(state):
+        real_save(state)
+        die()
+    st.save = save
+elif point == "namespaces":
+    real_create, made, guard = bulk.create, [0], threading.Lock()
+    def create(*a, **kw):
+        r = real_create(*a, **kw)
+        with guard:
+            made[0] += 1
+            if made[0] >= nth:
+                die()
+        return r
+    bulk.create = create
+from nslab.cli.main import main
+sys.exit(main(argv))
+"""
+
+POINTS = [("locked", 0), ("recorded", 0), ("namespaces", 1), ("namespaces", HOSTS // 2)]
+
+
+def kill_up_exactly(name: str, point: str, nth: int) -> None:
+    p = subprocess.run([sys.executable, "-c", DRIVER, point, str(nth), "lab", "up", "--topo", f"single,{HOSTS}",
+                        "--name", name], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert p.returncode == -signal.SIGKILL, (point, p.returncode, p.stderr)
+    # It died where it was meant to, not before or after.
+    assert os.path.exists(lock_file(name))
+    rec = st.load(name)
+    if point == "locked":
+        assert rec is None and entries(name) == []
+    else:
+        assert rec is not None and rec.status == "creating" and len(rec.netns) == HOSTS + 1, rec
+        assert (entries(name) == []) if point == "recorded" else (len(entries(name)) >= nth)
+
+
+@pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}{n or ''}" for p, n in POINTS])
+def test_kill_at_each_point_then_state_lost_then_cleanup(point: str, nth: int, lab_names: list[str]) -> None:
+    name = new_name()
+    lab_names.append(name)
+    kill_up_exactly(name, point, nth)
+    print(f"\nkilled at {point} {nth}: {cleanup_after_state_lost(name)}")
+
+
+@pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}{n or ''}" for p, n in POINTS])
+def test_kill_at_each_point_then_down(point: str, nth: int, lab_names: list[str]) -> None:
+    name = new_name()
+    lab_names.append(name)
+    kill_up_exactly(name, point, nth)
+    with held_namespaces(name) as inodes:
+        r = nslab("lab", "down", name)
+        assert r.returncode == 0, r.stderr
+        assert_gone(name, inodes)
+        assert entries(name) == []
+    r = nslab("lab", "up", "--topo", "single,2", "--name", name)  # the name is free again
+    assert r.returncode == 0, r.stderr
+    assert nslab("lab", "down", name).returncode == 0
+    assert entries(name) == [] and records(name) == []
+
+
+def test_cleanup_of_a_lock_held_now_leaves_it(lab_names: list[str]) -> None:
+    """A lock with no record that a live process holds (an `up` before its first record) is not removed."""
+    name = new_name()
+    lab_names.append(name)
+    with st.locked(name):
+        assert nslab("lab", "cleanup", name).returncode == 0
+        assert os.path.exists(lock_file(name)) and st.busy(name)
+        assert not st.drop_stale_lock(name)
+    assert records(name) == []
 
 
 def test_cleanup_never_removes_unmarked_namespaces(lab_names: list[str]) -> None:
@@ -228,11 +362,13 @@ def test_cleanup_never_removes_unmarked_namespaces(lab_names: list[str]) -> None
     try:
         # A marker that names another namespace (h1's name on h2's lo) is not ours to act on either.
         subprocess.run(["ip", "-n", forged, "link", "set", "lo", "alias", f"nslab:{name}:h1"], check=True)
-        ino = {n: os.stat(os.path.join(NETNS_DIR, n)).st_ino for n in (plain, forged)}
-        assert nslab("lab", "cleanup").returncode == 0
-        assert nslab("lab", "down", name).returncode == 0
-        assert ip_netns_list(name) == sorted([plain, forged])
-        assert {n: os.stat(os.path.join(NETNS_DIR, n)).st_ino for n in (plain, forged)} == ino
+        with held_namespaces(name) as before:
+            assert nslab("lab", "cleanup", name).returncode == 0
+            assert nslab("lab", "down", name).returncode == 0
+            assert ip_netns_list(name) == sorted([plain, forged])
+            # The same two namespaces (held open since before: no new one can have their numbers).
+            after = {(s.st_dev, s.st_ino) for s in (os.stat(os.path.join(NETNS_DIR, n)) for n in (plain, forged))}
+            assert len(before) == 2 and after == before
     finally:
         subprocess.run(["ip", "netns", "del", plain], check=True)
         subprocess.run(["ip", "netns", "del", forged], check=True)
@@ -296,9 +432,9 @@ def test_ctrl_c_early_in_up_leaves_no_namespace_unrecorded(big_up_seconds: float
         rec = st.load(name)
         recorded = set(rec.netns.values()) if rec is not None else set()
         assert left <= recorded, f"Ctrl-C at {delay:.3f} s: {len(left - recorded)} namespaces with no record"
-        inodes = netns_inodes(name)
-        down_by_name(name)  # what `lab down` does, without another interpreter start
-        assert_gone(name, inodes)
+        with held_namespaces(name) as inodes:
+            down_by_name(name)  # what `lab down` does, without another interpreter start
+            assert_gone(name, inodes)
         report.append(f"{delay:.3f}s:{at_signal}:rc{rc}:{len(left)}{'+rec' if rec else ''}")
     print(f"\nCtrl-C in up of single,{BIG} at (delay:namespaces then:exit status:namespaces left): "
           f"{', '.join(report)}")
@@ -359,3 +495,43 @@ def test_an_interrupted_record_write_leaves_no_half_file(monkeypatch: pytest.Mon
     monkeypatch.undo()
     records = [state_file(name), os.path.join(fl.FAULT_DIR, f"{name}.json")]
     assert [p for r in records for p in (r, r + ".tmp") if os.path.exists(p)] == []
+
+
+def test_down_of_an_unknown_lab_reads_only_its_own_names(lab_names: list[str], cli: Callable[..., CliResult],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lab down NAME` with no record looks for NAME's marked namespaces among the names NAME-* only (a victim's
+    name must be the LAB-NODE of its marker), not in every namespace of the machine; and still proves each
+    one by its marker: a NAME-* namespace with no marker, or another lab's marker, is left alone."""
+    name = new_name()
+    lab_names.append(name)
+    other = new_name()
+    lab_names.append(other)
+    ours, plain, forged, elsewhere = f"{name}-h1", f"{name}-h2", f"{name}-h3", f"{other}-h1"
+    for ns in (ours, plain, forged, elsewhere):
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ours, "link", "set", "lo", "alias", f"nslab:{name}:h1"], check=True)
+        subprocess.run(["ip", "-n", forged, "link", "set", "lo", "alias", f"nslab:{other}:h3"], check=True)
+        subprocess.run(["ip", "-n", elsewhere, "link", "set", "lo", "alias", f"nslab:{name}:h1"], check=True)
+        read: list[str] = []
+        real = bulk.lo_alias
+
+        def spy(ns: str) -> str | None:
+            read.append(ns)
+            return real(ns)
+
+        monkeypatch.setattr(bulk, "lo_alias", spy)
+        with held_namespaces(name) as before:
+            r = cli("lab", "down", name)
+            assert r.rc == 0 and "state was lost; removed 1 namespaces" in r.out, r
+            assert read and all(ns.startswith(f"{name}-") for ns in read), read
+            assert entries(name) == [plain, forged] and entries(other) == [elsewhere]
+            kept = {(s.st_dev, s.st_ino) for s in (os.stat(os.path.join(NETNS_DIR, n)) for n in (plain, forged))}
+            assert kept < before  # the very same two, held open since before
+        read.clear()
+        assert cli("lab", "down", name).out.strip() == f"lab {name}: not up, nothing to do"
+        assert entries(name) == [plain, forged] and records(name) == []
+    finally:
+        for ns in (ours, plain, forged, elsewhere):
+            if os.path.lexists(os.path.join(NETNS_DIR, ns)):
+                subprocess.run(["ip", "netns", "del", ns], check=True)

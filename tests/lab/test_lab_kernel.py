@@ -485,7 +485,7 @@ def test_existing_namespace_refuses_up_and_creates_nothing(labs: Labs) -> None:
         assert state_files(name) == []
         # `lab cleanup` / `down` leave it alone too: it carries no marker.
         assert nslab_subprocess(["lab", "down", name]).returncode == 0
-        assert nslab_subprocess(["lab", "cleanup"]).returncode == 0
+        assert nslab_subprocess(["lab", "cleanup", name]).returncode == 0
         assert netns_of(name) == [squatter]
     finally:
         subprocess.run(["ip", "netns", "del", squatter], check=True)

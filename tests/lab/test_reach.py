@@ -159,6 +159,7 @@ def expected_failures(lab: Lab, dead: set[tuple[str, str]]) -> set[tuple[str, st
 
 
 # ---- tests -------------------------------------------------------------------------------------------
+LOADED = 20.0  # seconds: a bound for pairs that must all answer, on a 2-core machine shared with other runs
 def test_single_all_pairs(labs: Labs) -> None:
     lab = labs.topo("single", 3)
     res = reach(lab)
@@ -173,10 +174,12 @@ def test_single_all_pairs(labs: Labs) -> None:
 
 def test_ipv6_and_subsets(labs: Labs) -> None:
     lab = labs.topo("ring", 4)
-    res = reach(lab, family=6)
-    assert res.ok and len(res.pairs) == 12
+    # reach returns as soon as every pair has answered (milliseconds here); the timeout only bounds how long
+    # a loaded machine may take, so it is generous: what is proved (all pairs answer) is the same.
+    res = reach(lab, family=6, timeout=LOADED)
+    assert res.ok and len(res.pairs) == 12, res.matrix_text()
     assert all(":" in (a or "") for a in res.addresses.values())
-    res = reach(lab, sources=["h1"], targets=["h2", "h3", "r3"])
+    res = reach(lab, sources=["h1"], targets=["h2", "h3", "r3"], timeout=LOADED)
     assert set(res.pairs) == {("h1", "h2"), ("h1", "h3"), ("h1", "r3")} and res.ok
 
 
