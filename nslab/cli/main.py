@@ -240,6 +240,12 @@ BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for ip killed by SIGP
 def _main(argv: Sequence[str] | None, sigs: _Signals | None) -> int:
     args: argparse.Namespace | None = None
     try:
+        if list(sys.argv[1:] if argv is None else argv) in (["-V"], ["--version"]):
+            # as `ip -V`: answered before the parser (and every command module it imports) is built
+            from .. import __version__
+
+            print(f"nslab {__version__}")
+            return 0
         args = build_parser().parse_args(argv)
         status: int = args.handler(args)
         return status
