@@ -187,8 +187,10 @@ class Neighbour:
     extern_learn: bool = False
     offload: bool = False
     protocol: int = 0
+    cache: tuple[int, int, int, int] | None = None  # refcnt, used, confirmed, updated (seconds ago)
+    probes: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, with_stats: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.dst is not None:
             out["dst"] = self.dst
@@ -199,6 +201,12 @@ class Neighbour:
         for key in ("router", "proxy", "extern_learn", "offload"):
             if getattr(self, key):
                 out[key] = None  # ip -j prints these flags as null-valued keys
+        if with_stats and self.cache is not None:
+            refcnt, used, confirmed, updated = self.cache
+            out.update({"refcnt": refcnt} if refcnt else {})
+            out.update(used=used, confirmed=confirmed, updated=updated)
+        if with_stats and self.probes is not None:
+            out["probes"] = self.probes
         if self.raw_state:
             out["state"] = list(self.state)
         return out

@@ -203,8 +203,9 @@ def brief_link_json(lk: Link, index: Index | None = None, with_addrs: bool = Fal
     return out
 
 
-def neigh_line(n: Neighbour, with_dev: bool = True) -> str:
-    """One `ip neigh` line (ipneigh.c print_neigh), its trailing blank included."""
+def neigh_line(n: Neighbour, with_dev: bool = True, stats: bool = False) -> str:
+    """One `ip neigh` line (ipneigh.c print_neigh), its trailing blank included (and, with -s, ip's spacing
+    of the cache ages: ' ref N used A/B/C' then 'probes N ' with no blank between)."""
     line = f"{n.dst} " if n.dst is not None else ""
     if n.dev is not None and with_dev:
         line += f"dev {n.dev} "
@@ -213,4 +214,9 @@ def neigh_line(n: Neighbour, with_dev: bool = True) -> str:
     for key in ("router", "proxy", "extern_learn", "offload"):
         if getattr(n, key):
             line += f"{key} "
+    if stats and n.cache is not None:
+        refcnt, used, confirmed, updated = n.cache
+        line += (f" ref {refcnt}" if refcnt else "") + f" used {used}/{confirmed}/{updated}"
+    if stats and n.probes is not None:
+        line += f"probes {n.probes} "
     return line + "".join(f"{s} " for s in n.state)

@@ -299,7 +299,8 @@ def test_route_show_is_ipv4_unless_6(pair: tuple[Namespace, Namespace], cli: Cli
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("argv", [[], ["-4"], ["-6"], ["show", "dev", "v0"], ["show", "nud", "all"],
-                                  ["show", "nud", "reachable", "nud", "stale"]])
+                                  ["show", "nud", "reachable", "nud", "stale"], ["-s"],
+                                  ["-s", "-6", "show", "dev", "v0"]])
 def test_neigh_show_equals_ip(pair: tuple[Namespace, Namespace], cli: Cli, argv: list[str]) -> None:
     n = _name(pair[0])
     fam = [a for a in argv if a.startswith("-")]

@@ -8,7 +8,7 @@ import socket
 from ..kernel.neigh import NUD_NAMES, NUD_NOARP, neighbours
 from ..names import check_ifname
 from ..show import neigh_line
-from .common import Words, add_show_options, emit_json, object_parser, target_ns, verb_parser
+from .common import Words, add_show_options, emit_json, object_parser, stats_level, target_ns, verb_parser
 
 NUD_WORDS = {name.lower(): bit for bit, name in NUD_NAMES} | {"all": 0xFF, "none": 0}
 
@@ -46,9 +46,10 @@ def show(args: argparse.Namespace) -> int:
             if (index is None or n.ifindex == index) and n.dst is not None
             and (n.raw_state & want or n.proxy or n.extern_learn or (not n.raw_state and want & 0x100))]
     # With dev DEV, ip leaves the device out of each entry.
+    stats = stats_level(args) > 0
     if args.json:
-        emit_json([{k: v for k, v in n.to_json().items() if index is None or k != "dev"} for n in rows])
+        emit_json([{k: v for k, v in n.to_json(stats).items() if index is None or k != "dev"} for n in rows])
     else:
         for n in rows:
-            print(neigh_line(n, with_dev=index is None))
+            print(neigh_line(n, with_dev=index is None, stats=stats))
     return 0

@@ -12,7 +12,7 @@ from .netlink import Message, NetlinkError, attr_u32, parse_attrs
 from .rtnl import Rtnl, _mac, family_name
 
 RTM_GETNEIGH, RTM_GETNSID = 30, 90
-NDA_DST, NDA_LLADDR, NDA_PROTOCOL = 1, 2, 12
+NDA_DST, NDA_LLADDR, NDA_CACHEINFO, NDA_PROBES, NDA_PROTOCOL = 1, 2, 3, 4, 12
 NETNSA_NSID, NETNSA_FD = 1, 3
 NTF_PROXY, NTF_EXT_LEARNED, NTF_OFFLOADED, NTF_ROUTER = 0x08, 0x10, 0x20, 0x80
 NUD_NOARP = 0x40
@@ -26,6 +26,8 @@ _RTGEN = struct.Struct("=Bxxx")
 def decode_neigh(msg: Message, names: dict[int, str]) -> Neighbour:
     fam, index, state, flags, _type = _NDMSG.unpack_from(msg.body)
     a = parse_attrs(msg.body, _NDMSG.size)
+    hz = os.sysconf("SC_CLK_TCK")  # the kernel reports the ages in USER_HZ ticks; ip divides by it
+    ci = struct.unpack_from("=4I", a[NDA_CACHEINFO]) if len(a.get(NDA_CACHEINFO, b"")) >= 16 else None
     dst = socket.inet_ntop(fam, a[NDA_DST]) if NDA_DST in a and fam in (socket.AF_INET, socket.AF_INET6) else None
     return Neighbour(
         family=family_name(fam), dst=dst, ifindex=index, dev=names.get(index),
@@ -34,6 +36,9 @@ def decode_neigh(msg: Message, names: dict[int, str]) -> Neighbour:
         router=bool(flags & NTF_ROUTER), proxy=bool(flags & NTF_PROXY),
         extern_learn=bool(flags & NTF_EXT_LEARNED), offload=bool(flags & NTF_OFFLOADED),
         protocol=a[NDA_PROTOCOL][0] if NDA_PROTOCOL in a else 0,
+        # struct nda_cacheinfo: confirmed, used, updated (ticks ago), refcnt
+        cache=(ci[3], ci[1] // hz, ci[0] // hz, ci[2] // hz) if ci else None,
+        probes=struct.unpack("=I", a[NDA_PROBES][:4])[0] if NDA_PROBES in a else None,
     )
 
 
