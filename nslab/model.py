@@ -31,6 +31,8 @@ class Stats:
     collisions: int = 0
     compressed: int = 0
     multicast: int = 0
+    nohandler: int = 0  # rx only: no protocol handler took the packet
+    otherhost: int = 0  # rx only: dropped as addressed to another host
 
     def to_json(self) -> dict[str, int]:
         return {"bytes": self.bytes, "packets": self.packets, "errors": self.errors, "dropped": self.dropped}
@@ -96,6 +98,7 @@ class Link:
     link_netnsid: int | None = None
     alias: str | None = None
     group: int = 0
+    carrier_changes: int | None = None  # IFLA_CARRIER_CHANGES (ip -s -s's transns)
     stats64: Stats64 = field(default_factory=Stats64)
     addr_info: tuple[Address, ...] = ()
 
@@ -165,4 +168,45 @@ class Route:
             out["prefsrc"] = self.prefsrc
         if self.metric is not None:
             out["metric"] = self.metric
+        return out
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A neighbour (ARP/NDP) cache entry (`ip -j neigh` entry)."""
+
+    family: str
+    dst: str | None
+    ifindex: int
+    dev: str | None
+    lladdr: str | None = None
+    state: tuple[str, ...] = ()  # NUD state names as ip prints them: REACHABLE, STALE, FAILED, ...
+    raw_state: int = 0
+    router: bool = False
+    proxy: bool = False
+    extern_learn: bool = False
+    offload: bool = False
+    protocol: int = 0
+    cache: tuple[int, int, int, int] | None = None  # refcnt, used, confirmed, updated (seconds ago)
+    probes: int | None = None
+
+    def to_json(self, with_stats: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.dst is not None:
+            out["dst"] = self.dst
+        if self.dev is not None:
+            out["dev"] = self.dev
+        if self.lladdr is not None:
+            out["lladdr"] = self.lladdr
+        for key in ("router", "proxy", "extern_learn", "offload"):
+            if getattr(self, key):
+                out[key] = None  # ip -j prints these flags as null-valued keys
+        if with_stats and self.cache is not None:
+            refcnt, used, confirmed, updated = self.cache
+            out.update({"refcnt": refcnt} if refcnt else {})
+            out.update(used=used, confirmed=confirmed, updated=updated)
+        if with_stats and self.probes is not None:
+            out["probes"] = self.probes
+        if self.raw_state:
+            out["state"] = list(self.state)
         return out

@@ -79,7 +79,7 @@ def test_help_of_every_object_and_verb(cli: Cli, capsys: pytest.CaptureFixture[s
 
 # Refused before any kernel call (no root needed): the messages and hints users see for bad input.
 USAGE_CASES: list[list[str]] = [
-    [], ["frob"], ["link"], ["link", "frob"],
+    [], ["frob"], ["lab"], ["link", "frob"],  # a bare `link` is `link show` (issue 13): in the state reads
     ["link", "add", "x0"], ["link", "add", "x0", "type"], ["link", "add", "x0", "type", "bridgee"],
     ["link", "add", "x0", "typ", "bridge"], ["link", "add", "x0", "type", "bridge", "zzz"],
     ["link", "add", "x0", "type", "bridge", "peer", "y0"], ["link", "add", "x0", "type", "veth"],
@@ -146,7 +146,8 @@ def test_outputs_on_real_state(state: Namespace, cli: Cli, capsys: pytest.Captur
     assert n is not None
     reads = [["link", "show"], ["link", "show", "-s"], ["--json", "link", "show"], ["link", "show", "vx0"],
              ["addr", "show"], ["--json", "addr", "show", "v0"], ["route", "show"], ["route", "show", "-6"],
-             ["--json", "route", "show"]]
+             ["--json", "route", "show"], ["link"], ["-s", "-s", "l", "v0"], ["-br", "link"], ["-br", "a"],
+             ["neigh"], ["--json", "link", "show", "-s", "lo"]]
     refusals = [["link", "add", "br0", "type", "bridge"], ["link", "add", "mv1", "type", "macvlan", "link", "nosuch"],
                 ["link", "set", "v0", "master", "vx0"], ["link", "set", "nosuch", "up"],
                 ["link", "add", "t1", "type", "tap", "mtu", "70000"], ["route", "del", "10.6.0.0/16"]]

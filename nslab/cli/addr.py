@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ..errors import UsageError
 from ..kernel.rtnl import parse_cidr
 from ..names import check_ifname
-from ..show import addr_line, link_lines
-from .common import Words, dev_arg, emit_json, no_zone, object_parser, target_ns, verb_parser
+from ..show import Index, addr_line, brief_addr_line, link_lines, stats_lines
+from .common import (
+    Words,
+    add_show_options,
+    dev_arg,
+    emit_json,
+    no_zone,
+    object_parser,
+    stats_level,
+    target_ns,
+    verb_parser,
+)
+from .link import link_json, netns_names_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "addr", "addresses on devices (ip address)")
-    p = verb_parser(verbs, "show", "devices with their addresses", aliases=["list", "ls"])
+    p = verb_parser(verbs, "show", "devices with their addresses (the default verb: 'nslab addr')",
+                    aliases=["list", "ls"])
     p.add_argument("dev", nargs="?", type=dev_arg())
-    p.add_argument("-s", "--stats", action="store_true", help="with counters (stats64)")
+    add_show_options(p)
     p.set_defaults(handler=show)
     for verb, text in (("add", "add an address: CIDR dev DEV"), ("del", "remove an address: CIDR dev DEV")):
         p = verb_parser(verbs, verb, text, aliases=["delete"] if verb == "del" else [])
@@ -26,14 +39,37 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def show(args: argparse.Namespace) -> int:
     ns = target_ns(args)
-    links = [ns.rtnl.link(args.dev, with_addrs=True)] if args.dev is not None else ns.rtnl.links(with_addrs=True)
+    level = stats_level(args)
+    family = {4: "inet", 6: "inet6"}.get(args.family or 0)
+    every = ns.rtnl.links(with_addrs=True)
+    links = every if args.dev is None else [ns.rtnl.link(args.dev, with_addrs=True)]
+    index: Index | None = {lk.ifindex: lk for lk in every}
+    if family is not None:
+        # as ip -4/-6 addr: only the matching addresses, and only devices that have one
+        links = [replace(lk, addr_info=tuple(a for a in lk.addr_info if a.family == family)) for lk in links]
+        links = [lk for lk in links if lk.addr_info]
+    if family == "inet6":
+        # ip -6 reads the devices from the kernel's IPv6 dump, which tells nothing of lower devices and peers
+        links = [replace(lk, link_index=None, link_netnsid=None) for lk in links]
+        index = None
     if args.json:
-        emit_json([lk.to_json(with_stats=args.stats, with_addrs=True) for lk in links])
+        emit_json([link_json(lk, index, level, args.brief, with_addrs=True) for lk in links])
         return 0
+    if args.brief:
+        for lk in links:
+            print(brief_addr_line(lk, index))
+        return 0
+    netns_names = netns_names_of(ns.rtnl, links)
     for lk in links:
-        print("\n".join(link_lines(lk)))
+        lines = link_lines(lk, index, netns_names)
+        if family is not None:  # ip -4/-6 addr: no link/ line; what it held of the peer ends the first line
+            peer = lines[1].partition(" link-netns")[1:] if len(lines) > 1 else ("", "")
+            lines = [lines[0] + "".join(peer)]
+        print("\n".join(lines))
         for a in lk.addr_info:
             print(addr_line(a))
+        if level:
+            print("\n".join(stats_lines(lk, level)))
     return 0
 
 

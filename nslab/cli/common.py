@@ -56,6 +56,26 @@ def add_globals(parser: argparse.ArgumentParser, top: bool = False) -> None:
     )
 
 
+def add_show_options(parser: argparse.ArgumentParser, top: bool = False, family: bool = True,
+                     brief: bool = True) -> None:
+    """ip's display options: -s (repeatable), -4/-6 and -br, before the object (top) and after a show verb."""
+    keep = (lambda v: v) if top else (lambda v: argparse.SUPPRESS)
+    # Before the object and after the verb they add up (ip -s link show -s is not ip, but -s -s is): two dests.
+    parser.add_argument("-s", "--stats", dest="stats" if top else "stats_here", action="count", default=keep(0),
+                        help="with counters, as ip -s (-s -s: with error details)")
+    if family:
+        parser.add_argument("-4", dest="family", action="store_const", const=4, default=keep(None), help="IPv4 only")
+        parser.add_argument("-6", dest="family", action="store_const", const=6, default=keep(None), help="IPv6 only")
+    if brief:
+        parser.add_argument("-br", "--brief", action="store_true", default=keep(False),
+                            help="one line per device, as ip -br")
+
+
+def stats_level(args: argparse.Namespace) -> int:
+    """How many -s were given, before the object and after the verb."""
+    return int(getattr(args, "stats", 0) or 0) + int(getattr(args, "stats_here", 0) or 0)
+
+
 def emit_json(data: object) -> None:
     json.dump(data, sys.stdout, indent=None)
     sys.stdout.write("\n")

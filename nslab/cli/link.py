@@ -9,20 +9,42 @@ import os
 from ..errors import NslabError, UsageError
 from ..kernel import netns
 from ..kernel.linkkinds import COMMON, KINDS, LinkKind, Opt
+from ..kernel.neigh import nsid_names
 from ..kernel.rtnl import Rtnl, parse_mac
 from ..model import Link
 from ..names import check_ifname, check_netns_name, check_utf8
-from ..show import link_lines
-from .common import Words, checked, dev_arg, emit_json, no_zone, object_parser, target_ns, verb_parser
+from ..show import (
+    Index,
+    brief_link_json,
+    brief_link_line,
+    link_flags,
+    link_lines,
+    lower_json,
+    stats64_json,
+    stats_lines,
+)
+from .common import (
+    Words,
+    add_show_options,
+    checked,
+    dev_arg,
+    emit_json,
+    no_zone,
+    object_parser,
+    stats_level,
+    target_ns,
+    verb_parser,
+)
 
 SET_WORDS = ["up", "down", "mtu", "master", "nomaster", "netns", "address", "name", "alias"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "link", "network devices (ip link)")
-    p = verb_parser(verbs, "show", "list devices, or show one", aliases=["list", "ls"])
+    p = verb_parser(verbs, "show", "list devices, or show one (the default verb: 'nslab link')",
+                    aliases=["list", "ls"])
     p.add_argument("dev", nargs="?", type=dev_arg())
-    p.add_argument("-s", "--stats", action="store_true", help="with counters")
+    add_show_options(p, family=False)
     p.set_defaults(handler=show)
     p = verb_parser(verbs, "set", "change a device: up|down, mtu N, master BR|nomaster, netns NS, address MAC")
     p.add_argument("dev", type=dev_arg())
@@ -39,17 +61,42 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def show(args: argparse.Namespace) -> int:
     ns = target_ns(args)
-    links = [ns.rtnl.link(args.dev, with_addrs=False)] if args.dev is not None else ns.rtnl.links()
+    level = stats_level(args)
+    every = ns.rtnl.links()
+    links = every if args.dev is None else [ns.rtnl.link(args.dev)]
+    index = {lk.ifindex: lk for lk in every}
     if args.json:
-        emit_json([lk.to_json(with_stats=args.stats) for lk in links])
+        emit_json([link_json(lk, index, level, args.brief) for lk in links])
         return 0
+    if args.brief:
+        for lk in links:
+            print(brief_link_line(lk, index))
+        return 0
+    netns_names = netns_names_of(ns.rtnl, links)
     for lk in links:
-        print("\n".join(link_lines(lk)))
-        if args.stats:
-            for d, s in (("RX", lk.stats64.rx), ("TX", lk.stats64.tx)):
-                print(f"    {d}:  bytes  packets  errors  dropped")
-                print(f"    {s.bytes:<6} {s.packets:<8} {s.errors:<7} {s.dropped}")
+        print("\n".join(link_lines(lk, index, netns_names)))
+        if level:
+            print("\n".join(stats_lines(lk, level)))
     return 0
+
+
+def link_json(lk: Link, index: Index | None, level: int, brief: bool = False,
+              with_addrs: bool = False) -> dict[str, object]:
+    """`ip -j [-s [-s]] [-br] link` of one device."""
+    if brief:
+        return brief_link_json(lk, index, with_addrs=with_addrs)
+    out = lk.to_json(with_addrs=with_addrs)
+    out.pop("link_index", None)
+    out.update(lower_json(lk, index), flags=link_flags(lk, index))
+    if level:
+        out["stats64"] = stats64_json(lk, level)
+    return out
+
+
+def netns_names_of(rtnl: Rtnl, links: list[Link]) -> dict[int, str]:
+    """netnsid -> /run/netns name for the peers the links name, for `link-netns NAME` (nothing to look up: {})."""
+    wanted = {lk.link_netnsid for lk in links if lk.link_netnsid is not None and lk.link_netnsid >= 0}
+    return nsid_names(rtnl, wanted) if wanted else {}
 
 
 def set_(args: argparse.Namespace) -> int:

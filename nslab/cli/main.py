@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
+import re
+import shlex
 import signal
 import sys
 import threading
@@ -16,20 +19,60 @@ from types import FrameType
 from typing import Any
 
 from ..errors import NslabError, PermissionDenied, UsageError, path_error, privilege_error
-from .common import add_globals, emit_json
+from .common import add_globals, add_show_options, emit_json
 
 # add_globals and emit_json live in cli/common.py, below this module (the subcommands import them from there, so
 # nothing imports main back); they stay importable from here.
 __all__ = ["Interrupted", "add_globals", "build_parser", "emit_json", "main", "run"]
 
 
+# iproute2's abbreviations (lib/utils.c matches(): a word is taken for the first name in ip's own order that
+# it is a prefix of), restricted to what nslab has: (ip's spelling, nslab's name), in ip's order. `ip l` is
+# link, `ip a` address, `ip r` route, `ip n` neighbour, `ip link s` set, `ip addr s` show. Words no ip name
+# takes fall back to a unique prefix of nslab's own names (`nslab la` is lab, `nslab d` demo).
+IP_OBJECTS = [("address", "addr"), ("route", "route"), ("neighbor", "neigh"), ("neighbour", "neigh"),
+              ("link", "link"), ("netns", "ns")]
+IP_VERBS = {
+    "link": [("add", "add"), ("set", "set"), ("delete", "del"), ("show", "show"), ("lst", "show"),
+             ("list", "show")],
+    "addr": [("add", "add"), ("delete", "del"), ("list", "show"), ("show", "show"), ("lst", "show")],
+    "route": [("add", "add"), ("delete", "del"), ("list", "show"), ("show", "show"), ("lst", "show")],
+    "neigh": [("show", "show"), ("lst", "show"), ("list", "show")],
+    "ns": [("list", "list"), ("show", "list"), ("lst", "list"), ("add", "add"), ("delete", "del"),
+           ("pids", "pids"), ("exec", "exec")],
+}
+# A bare object shows, as in ip: `nslab link` is `nslab link show`, `nslab ns` is `nslab ns list`.
+DEFAULT_VERBS = {"link": "show", "addr": "show", "route": "show", "neigh": "show", "ns": "list"}
+
+
+class _NoVerb(Exception):
+    """Raised by an object's parser when no verb was given and the object has a default one."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors exit 2 with nslab's message shape and a pointer to --help."""
+    """argparse, but usage errors exit 2 with nslab's message shape and a pointer to --help; object and verb
+    words are taken abbreviated as ip takes them; a bare object runs its default verb."""
+
+    abbrevs: list[tuple[str, str]] | None = None  # None: names only as spelt (no abbreviations)
+    default_verb: str | None = None
 
     def error(self, message: str) -> Any:
-        raise UsageError(f"{self.prog}: {message}", f"see '{self.prog} --help'")
+        if self.default_verb is not None and message == "the following arguments are required: VERB":
+            raise _NoVerb
+        where = self.prog.removeprefix("nslab").strip()  # main prints "nslab: " once
+        raise UsageError(f"{where}: {message}" if where else message, f"see '{self.prog} --help'")
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        try:
+            return super().parse_known_args(args, namespace)
+        except _NoVerb:
+            assert self.default_verb is not None and args is not None
+            return super().parse_known_args([self.default_verb, *args], namespace)
 
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        if isinstance(action, argparse._SubParsersAction) and arg_strings and self.abbrevs is not None:
+            arg_strings = [resolve_word(arg_strings[0], self.abbrevs, list(action.choices)), *arg_strings[1:]]
         # Python 3.11/3.12 drop a '--' standing where a positional's value goes and hand the handler []:
         # `nslab link set -- -- up` then reached the kernel with a list for a device name.
         value = super()._get_values(action, arg_strings)
@@ -38,15 +81,35 @@ class _Parser(argparse.ArgumentParser):
         return value
 
 
+def resolve_word(word: str, ip_order: Sequence[tuple[str, str]], names: Sequence[str]) -> str:
+    """The name WORD stands for: itself if it is one, else the first of ip's spellings it is a prefix of (if
+    nslab has that one), else the one nslab name it is a prefix of. Unresolved, WORD comes back unchanged
+    (argparse then says it is not a choice)."""
+    if word in names or not word:
+        return word
+    for spelling, name in ip_order:
+        if spelling.startswith(word) and name in names:
+            return name
+    own = [n for n in names if n.startswith(word)]
+    return own[0] if len(own) == 1 else word
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from . import addr, demo, ifconfig, lab, link, ns, probe, route
+    from .. import __version__
+    from . import addr, demo, ifconfig, lab, link, neigh, ns, probe, route
 
     parser = _Parser(prog="nslab", description="Linux network namespaces, virtual interfaces and labs.")
+    parser.add_argument("-V", "--version", action="version", version=f"nslab {__version__}")
     add_globals(parser, top=True)
+    add_show_options(parser, top=True)
+    parser.abbrevs = IP_OBJECTS
     objects = parser.add_subparsers(dest="object", metavar="OBJECT", parser_class=_Parser)
     objects.required = True
-    for module in (ns, link, addr, route, ifconfig, probe, demo, lab):
+    for module in (ns, link, addr, route, neigh, ifconfig, probe, demo, lab):
         module.register(objects)
+    for name, sub in objects.choices.items():
+        if isinstance(sub, _Parser) and name in IP_VERBS:
+            sub.abbrevs, sub.default_verb = IP_VERBS[name], DEFAULT_VERBS.get(name)
     return parser
 
 
@@ -132,18 +195,66 @@ def main(argv: Sequence[str] | None = None) -> int:
             sigs.restore()
 
 
+# Objects whose commands act in the namespace -n names: a hint naming one of them keeps the -n of the command.
+_IN_NETNS = re.compile(r"'nslab (?=(?:link|addr|route|neigh|ifconfig|probe)\b(?![^']*--help'))")
+
+
+def _netns_of(argv: Sequence[str] | None, args: argparse.Namespace | None) -> str | None:
+    """The -n NS of the command (read from argv when parsing failed before it was stored)."""
+    if args is not None:
+        name = getattr(args, "netns", None)
+        return name if isinstance(name, str) else None
+    words = list(sys.argv[1:] if argv is None else argv)
+    for i, word in enumerate(words):
+        if word == "--":
+            break
+        if word in ("-n", "--netns") and i + 1 < len(words):
+            return words[i + 1] or None
+        if word.startswith("--netns="):
+            return word.partition("=")[2] or None
+    return None
+
+
+def _message(exc: NslabError, netns: str | None) -> str:
+    text = str(exc)
+    if netns is not None and exc.hint:
+        # 'nslab link show' run as written would look in the root namespace, not in NS
+        text = _IN_NETNS.sub(lambda m: f"'nslab -n {shlex.quote(netns)} ", text)
+    return text
+
+
+def _quiet_stdout() -> None:
+    """The reader of our stdout went away (`nslab ... | head -1`): later writes, and the flush at exit, go
+    to /dev/null instead of raising BrokenPipeError again (Python's documented remedy)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+BROKEN_PIPE = 128 + signal.SIGPIPE  # what a shell reports for ip killed by SIGPIPE in the same pipeline
+
+
 def _main(argv: Sequence[str] | None, sigs: _Signals | None) -> int:
     args: argparse.Namespace | None = None
     try:
+        if list(sys.argv[1:] if argv is None else argv) in (["-V"], ["--version"]):
+            # as `ip -V`: answered before the parser (and every command module it imports) is built
+            from .. import __version__
+
+            print(f"nslab {__version__}")
+            return 0
         args = build_parser().parse_args(argv)
         status: int = args.handler(args)
         return status
     except PermissionDenied as exc:
         op = _operation(args)
-        print(f"nslab: {op + ': ' if op else ''}{exc}", file=sys.stderr)
+        print(f"nslab: {op + ': ' if op else ''}{_message(exc, _netns_of(argv, args))}", file=sys.stderr)
         return exc.exit_code
     except NslabError as exc:
-        print(f"nslab: {exc}", file=sys.stderr)
+        print(f"nslab: {_message(exc, _netns_of(argv, args))}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -154,7 +265,8 @@ def _main(argv: Sequence[str] | None, sigs: _Signals | None) -> int:
             print(f"nslab: {err}", file=sys.stderr)
             return err.exit_code
         if isinstance(exc, BrokenPipeError):
-            return 1
+            _quiet_stdout()
+            return BROKEN_PIPE
         # The kernel refused something below the door's own error mapping: say what, without a traceback.
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"nslab: {exc.strerror or exc}{where}", file=sys.stderr)
@@ -179,11 +291,19 @@ def run() -> None:
         sys.exit(main())
     sigs = _process_signals = _Signals()
     sigs.install()
+    code: int | str | None
     try:
         code = main()
         sigs.first = sigs.first or -1  # done: from here on a signal changes nothing
     except KeyboardInterrupt:  # one that came as main() returned
         code = _interrupted(sigs.first if sigs.first and sigs.first > 0 else signal.SIGINT)
+    except SystemExit as exc:  # --help and --version print, then exit inside argparse
+        code = exc.code
+    try:
+        sys.stdout.flush()  # here, not at shutdown, where a closed pipe would print a traceback
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = BROKEN_PIPE
     # Ignored, not handled, through the interpreter's shutdown: it restores the default action of signals
     # that have Python handlers, and a late Ctrl-C would then kill the process with a signal status.
     for sig in (signal.SIGINT, signal.SIGTERM):

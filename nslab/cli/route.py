@@ -1,4 +1,4 @@
-"""`nslab [-n NS] route show|add|del` (iproute2's ip route), IPv4 and IPv6."""
+"""`nslab [-n NS] route show|add|del` (iproute2's ip route): IPv4, or IPv6 with -6."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import argparse
 from ..kernel.rtnl import Rtnl
 from ..names import check_ifname
 from ..show import route_line
-from .common import Words, emit_json, no_zone, object_parser, target_ns, verb_parser
+from .common import Words, add_show_options, emit_json, no_zone, object_parser, target_ns, verb_parser
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "route", "routes of the main table (ip route)")
-    p = verb_parser(verbs, "show", "routes, IPv4 then IPv6", aliases=["list", "ls"])
-    fam = p.add_mutually_exclusive_group()
-    fam.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
-    fam.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
-    p.set_defaults(handler=show, family=None)
+    p = verb_parser(verbs, "show", "IPv4 routes, or IPv6 ones with -6, as ip route (the default verb: 'nslab route')",
+                    aliases=["list", "ls"])
+    add_show_options(p)  # -s and -br are taken and change nothing, as in ip
+    p.set_defaults(handler=show)
     for verb, text in (("add", "add a route: DST|default [via GW] [dev DEV] [metric N]"),
                        ("del", "delete a route: DST|default [via GW] [dev DEV]")):
         p = verb_parser(verbs, verb, text, aliases=["delete"] if verb == "del" else [])
@@ -26,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def show(args: argparse.Namespace) -> int:
-    routes = target_ns(args).routes(args.family)
+    routes = target_ns(args).routes(args.family or 4)
     if args.json:
         emit_json([r.to_json() for r in routes])
     else:

@@ -45,7 +45,7 @@ NDA_DST = 1
 IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 2, 3, 4, 5
 IFLA_MASTER, IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKINFO = 10, 13, 16, 18
 IFLA_IFALIAS, IFLA_STATS64, IFLA_GROUP, IFLA_NET_NS_FD = 20, 23, 27, 28
-IFLA_EXT_MASK, IFLA_LINK_NETNSID = 29, 37
+IFLA_EXT_MASK, IFLA_CARRIER_CHANGES, IFLA_LINK_NETNSID = 29, 35, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
@@ -87,7 +87,7 @@ _STATS64_FIELDS = (  # struct rtnl_link_stats64, in order
     "rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors rx_dropped tx_dropped multicast collisions "
     "rx_length_errors rx_over_errors rx_crc_errors rx_frame_errors rx_fifo_errors rx_missed_errors "
     "tx_aborted_errors tx_carrier_errors tx_fifo_errors tx_heartbeat_errors tx_window_errors "
-    "rx_compressed tx_compressed"
+    "rx_compressed tx_compressed rx_nohandler rx_otherhost_dropped"
 ).split()
 
 
@@ -150,6 +150,7 @@ def _parse_stats64(raw: bytes) -> Stats64:
         over_errors=g("rx_over_errors", 0), fifo_errors=g("rx_fifo_errors", 0), frame_errors=g("rx_frame_errors", 0),
         length_errors=g("rx_length_errors", 0), crc_errors=g("rx_crc_errors", 0),
         missed_errors=g("rx_missed_errors", 0), compressed=g("rx_compressed", 0), multicast=g("multicast", 0),
+        nohandler=g("rx_nohandler", 0), otherhost=g("rx_otherhost_dropped", 0),
     )
     tx = Stats(
         bytes=g("tx_bytes", 0), packets=g("tx_packets", 0), errors=g("tx_errors", 0), dropped=g("tx_dropped", 0),
@@ -198,6 +199,7 @@ def decode_link(msg: Message) -> Link:
         link_netnsid=struct.unpack("=i", a[IFLA_LINK_NETNSID][:4])[0] if IFLA_LINK_NETNSID in a else None,
         alias=attr_text(a[IFLA_IFALIAS]) if IFLA_IFALIAS in a else None,
         group=u32(IFLA_GROUP) or 0,
+        carrier_changes=u32(IFLA_CARRIER_CHANGES),
         stats64=_parse_stats64(a[IFLA_STATS64]) if IFLA_STATS64 in a else Stats64(),
     )
 
