@@ -56,6 +56,20 @@ def test_unknown_object_and_verb(cli: Cli) -> None:
     _usage(cli("lab"), "VERB")  # an object without a default verb (a bare ip object shows: tests/test_cli_ip.py)
 
 
+@pytest.mark.parametrize("argv", [
+    ["lab", "up", "--topo", "single,2", "--name", "nslabtnever", "-n", "nslabt-x"],
+    ["-n", "nslabt-x", "lab", "list"], ["-n", "nslabt-x", "ns", "list"], ["-n", "nslabt-x", "ns", "add", "nslabt-y"],
+    ["demo", "-n", "nslabt-x"],
+])
+def test_n_where_it_means_nothing_is_refused_not_ignored(cli: Cli, argv: list[str]) -> None:
+    """-n is accepted before or after any object; on lab, ns and demo it once was silently ignored (lab up
+    with -n of a namespace that does not exist brought the lab up, exit 0)."""
+    before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    _usage(cli(*argv), "-n nslabt-x", "drop -n")
+    after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    assert not {n for n in after - before if n.startswith(("nslabtnever", "nslabt-y"))}
+
+
 def test_malformed_values_before_any_kernel_call(cli: Cli) -> None:
     # The namespace does not exist: if validation came after the lookup we would see "does not exist".
     n = "nslabt-surely-not-there"

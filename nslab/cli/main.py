@@ -94,6 +94,15 @@ def resolve_word(word: str, ip_order: Sequence[tuple[str, str]], names: Sequence
     return own[0] if len(own) == 1 else word
 
 
+# Objects that take -n (it is accepted everywhere, before or after the object) but have no use for it: refused,
+# never ignored (a user who wrote it meant something).
+NO_NETNS = {
+    "lab": "a lab's nodes are named by LAB NODE (e.g. 'nslab lab exec LAB h1 -- CMD'); drop -n",
+    "ns": "ns verbs take the namespace's name as their argument (e.g. 'nslab ns exec NS -- CMD'); drop -n",
+    "demo": "the demo makes its own namespace and lab (--name picks the name); drop -n",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
     from . import addr, demo, ifconfig, lab, link, neigh, ns, probe, route
@@ -247,6 +256,9 @@ def _main(argv: Sequence[str] | None, sigs: _Signals | None) -> int:
             print(f"nslab {__version__}")
             return 0
         args = build_parser().parse_args(argv)
+        if getattr(args, "netns", None) is not None and args.object in NO_NETNS:
+            raise UsageError(f"-n {args.netns}: '{args.object}' does not operate inside a namespace",
+                             NO_NETNS[args.object])
         status: int = args.handler(args)
         return status
     except PermissionDenied as exc:
