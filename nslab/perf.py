@@ -340,9 +340,11 @@ def _tcp(a_ns: str, b_ns: str, addr: str, clock: _Clock, warmup: float, n: int, 
             while (got := s.recv_into(view)) > 0:
                 received[i] += got
 
+        # named by the side whose socket they drive (B's server side, A's client side), whichever sends
+        recv_side, send_side = ("client", "server") if reverse else ("server", "client")
         for i in range(n):
-            workers.append(_Thread(f"nslab-perf-recv-{i}", lambda s=receivers[i], i=i: receive(s, i), stop))
-            workers.append(_Thread(f"nslab-perf-send-{i}", lambda s=senders[i]: send(s), stop))
+            workers.append(_Thread(f"nslab-perf-{recv_side}", lambda s=receivers[i], i=i: receive(s, i), stop))
+            workers.append(_Thread(f"nslab-perf-{send_side}", lambda s=senders[i]: send(s), stop))
         for t in workers:
             t.start()
         _sleep_until(time.monotonic() + warmup)
@@ -477,10 +479,11 @@ def _udp(a_ns: str, b_ns: str, addr: str, clock: _Clock, rate: float, n: int, re
         for srv, cli in zip(servers, clients, strict=True):
             _udp_pair(srv, cli, addr, reverse)
         tx, rx = (servers, clients) if reverse else (clients, servers)
+        recv_side, send_side = ("client", "server") if reverse else ("server", "client")
         for i in range(n):
-            receivers.append(_Thread(f"nslab-perf-udp-recv-{i}",
+            receivers.append(_Thread(f"nslab-perf-udp-{recv_side}",
                                      lambda s=rx[i], st=stats[i]: _udp_receive(s, st, done), done))
-            senders.append(_Thread(f"nslab-perf-udp-send-{i}",
+            senders.append(_Thread(f"nslab-perf-udp-{send_side}",
                                    lambda s=tx[i], out=sent[i]: _udp_send(s, rate, stop, out), stop))
         for t in receivers:
             t.start()
