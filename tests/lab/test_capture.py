@@ -463,3 +463,19 @@ def test_cli_stdout_reader_going_away_ends_quietly(lab: Lab) -> None:
         pinger.wait(20)
     err = cap.stderr.read().decode()
     assert "Traceback" not in err and "packets captured on h2:eth0" in err, err
+
+
+@kernel
+@needs_root
+def test_cli_live_lines_name_their_interface(lab: Lab) -> None:
+    proc = cli_popen(["lab", "capture", lab.name, "h1", "h2", "--count", "4", "--filter", "icmp"])
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("capturing on h1:eth0, h2:eth0 of lab ")
+    ping(lab, "h1", "h2", 1)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert sorted(line.split(" ")[0] for line in lines) == ["h1:eth0", "h1:eth0", "h2:eth0", "h2:eth0"], out
+    assert all(re.fullmatch(r"h[12]:eth0 \d\d:\d\d:\d\d\.\d{6} 10\.0\.0\.[12] > 10\.0\.0\.[12]: ICMP echo "
+                            r"(request|reply) .*", line) for line in lines), out
+    assert "4 packets captured on h1:eth0, h2:eth0 in " in err and "(h1:eth0 2, h2:eth0 2)" in err, err
