@@ -334,7 +334,7 @@ def test_lossy_link_ends_on_time(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> N
             res = perf(lab, "h3", "h2", seconds=1.0, **kw)  # type: ignore[arg-type]
             done = time.monotonic()
             print(f"\nlossy {kw}: {res.summary()}; stop took {done - stops[0]:.3f} s" if stops else res.summary())
-            assert 1.0 <= res.seconds < 1.5
+            assert 0.95 <= res.seconds < 1.5  # UDP: the sender's own clock, started just after the main's
             if res.protocol == "tcp":
                 assert len(stops) == 1 and done - stops[0] < 1.0
             else:
