@@ -20,7 +20,7 @@ import queue
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -31,7 +31,7 @@ from .kernel.packet import DEFAULT_SNAPLEN, PacketSocket, RawPacket, compile_fil
 if TYPE_CHECKING:
     from .lab.view import LabView
 
-__all__ = ["Capture", "Packet", "PcapWriter", "capture", "decode", "parse_target"]
+__all__ = ["Capture", "Packet", "PcapWriter", "PcapngWriter", "capture", "decode", "link_points", "parse_target"]
 
 PCAP_MAGIC_NS = 0xA1B23C4D  # nanosecond-resolution pcap (tshark, Wireshark, tcpdump read it)
 LINKTYPE_ETHERNET = 1
@@ -39,20 +39,68 @@ QUEUE_MAX = 10000  # packets waiting for an iterating caller; beyond this they a
 QUEUE_MAX_BYTES = 32 << 20  # and their bytes (a GSO frame on veth can be 64 KiB)
 
 
-# ---- pcap ----------------------------------------------------------------------------------------------
+# ---- pcap and pcapng ------------------------------------------------------------------------------------
 class PcapWriter:
-    """The classic pcap format: a 24-byte file header, then a 16-byte header before each packet."""
+    """The classic pcap format: a 24-byte file header, then a 16-byte header before each packet. One interface."""
 
     def __init__(self, out: IO[bytes], snaplen: int = DEFAULT_SNAPLEN, linktype: int = LINKTYPE_ETHERNET) -> None:
         self.out = out
         self.snaplen = snaplen
         out.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, snaplen, linktype))
 
-    def write(self, ts_ns: int, data: bytes, length: int) -> None:
+    def add_interface(self, name: str, description: str) -> int:
+        """Classic pcap has no interface records: one interface only, number 0."""
+        return 0
+
+    def write(self, ts_ns: int, data: bytes, length: int, iface: int = 0, outgoing: bool | None = None) -> None:
         sec, nsec = divmod(ts_ns, 1_000_000_000)
         data = data[: self.snaplen]
         self.out.write(struct.pack("<IIII", sec, nsec, len(data), length))
         self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _pcapng_option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def _pcapng_block(kind: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("<II", kind, total) + body + struct.pack("<I", total)
+
+
+class PcapngWriter:
+    """pcapng (the IETF draft Wireshark writes): a section header, one Interface Description Block per interface
+    (its name and a description, nanosecond timestamps), then Enhanced Packet Blocks naming their interface and
+    direction. What several interfaces captured at once need: tshark shows `frame.interface_name` per packet."""
+
+    SHB, IDB, EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+
+    def __init__(self, out: IO[bytes], snaplen: int = DEFAULT_SNAPLEN, linktype: int = LINKTYPE_ETHERNET) -> None:
+        self.out = out
+        self.snaplen = snaplen
+        self.linktype = linktype
+        self.interfaces = 0
+        options = _pcapng_option(4, b"nslab") + _pcapng_option(0, b"")  # shb_userappl, opt_endofopt
+        out.write(_pcapng_block(self.SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + options))
+
+    def add_interface(self, name: str, description: str) -> int:
+        """An IDB; returns the interface number packets refer to. All IDBs come before the first packet."""
+        options = (_pcapng_option(2, name.encode()) + _pcapng_option(3, description.encode())
+                   + _pcapng_option(9, bytes([9])) + _pcapng_option(0, b""))  # if_name, if_description, if_tsresol
+        self.out.write(_pcapng_block(self.IDB, struct.pack("<HHI", self.linktype, 0, self.snaplen) + options))
+        self.interfaces += 1
+        return self.interfaces - 1
+
+    def write(self, ts_ns: int, data: bytes, length: int, iface: int = 0, outgoing: bool | None = None) -> None:
+        data = data[: self.snaplen]
+        body = struct.pack("<IIIII", iface, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data), length)
+        body += data + b"\0" * (-len(data) % 4)
+        if outgoing is not None:  # epb_flags: bits 0-1 the direction, 1 inbound, 2 outbound
+            body += _pcapng_option(2, struct.pack("<I", 2 if outgoing else 1)) + _pcapng_option(0, b"")
+        self.out.write(_pcapng_block(self.EPB, body))
 
     def flush(self) -> None:
         self.out.flush()
@@ -195,22 +243,52 @@ def resolve_iface(lab: LabView, node: str, iface: str | None) -> str:
 
 
 # ---- the capture ---------------------------------------------------------------------------------------
+@dataclass
+class _Point:
+    """One interface of a capture: its node, namespace, socket and reader thread, its number in the file."""
+
+    node: str
+    iface: str
+    netns: str
+    sock: PacketSocket | None = None
+    thread: threading.Thread | None = None
+    number: int = 0
+    count: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.node}:{self.iface}"
+
+
 class Capture:
-    """A running capture; a context manager. Reads on a thread of its own until count, stop() or exit."""
+    """A running capture on one interface or several; a context manager. Reads on a thread per interface until
+    count (all interfaces together), stop() or exit. Several interfaces go to one pcapng file, one IDB each."""
 
     def __init__(self, lab: LabView, node: str, iface: str | None = None, count: int | None = None,
                  filter: str | None = None, write: str | IO[bytes] | None = None, keep: bool = False,
-                 snaplen: int = DEFAULT_SNAPLEN, on_packet: Callable[[Packet], None] | None = None) -> None:
+                 snaplen: int = DEFAULT_SNAPLEN, on_packet: Callable[[Packet], None] | None = None,
+                 more: Sequence[tuple[str, str | None]] = (), pcapng: bool | None = None) -> None:
         if count is not None and count < 1:
             raise UsageError(f"bad packet count {count}", "--count must be a positive number")
         self.lab = lab
-        self.node = node
-        self.iface = resolve_iface(lab, node, iface)
-        self.netns = lab.plan.node(node).netns
+        self.points: list[_Point] = []
+        for n, i in [(node, iface), *more]:
+            point = _Point(n, resolve_iface(lab, n, i), lab.plan.node(n).netns)
+            if any(p.name == point.name for p in self.points):
+                raise UsageError(f"capture point {point.name} is given twice", "name each interface once")
+            self.points.append(point)
+        self.node, self.iface, self.netns = self.points[0].node, self.points[0].iface, self.points[0].netns
         self.limit = count
         self.filter = filter
         self.bpf = compile_filter(filter, snaplen) if filter else None
         self.write_to = write
+        # pcapng when asked, when several interfaces share the file, or when the file's name says so
+        self.pcapng = pcapng if pcapng is not None else (
+            len(self.points) > 1 or (isinstance(write, str) and write.lower().endswith(".pcapng")))
+        if len(self.points) > 1 and pcapng is False:
+            raise UsageError("classic pcap holds one interface only",
+                             "write several interfaces as pcapng (a .pcapng file, or drop the pcap choice)")
+        self.flush_each = False  # flush after every packet (a pipe: the reader sees packets as they come)
         self.keep = keep
         self.snaplen = snaplen
         self.on_packet = on_packet
@@ -218,84 +296,130 @@ class Capture:
         self.count = 0
         self.queue_drops = 0
         self.error: BaseException | None = None
-        self._sock: PacketSocket | None = None
         self._file: IO[bytes] | None = None
         self._own_file = False
-        self._writer: PcapWriter | None = None
-        self._thread: threading.Thread | None = None
+        self._writer: PcapWriter | PcapngWriter | None = None
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
+        self._handle_lock = threading.Lock()  # readers of several interfaces share the count, file and queue
         self._done = threading.Event()
+        self._running = 0
         self._queue: queue.Queue[Packet | None] | None = None
         self._iterated = False
         self._queued_bytes = 0
         self._queue_lock = threading.Lock()
+        self._started = False
         self.started = 0.0
         self.elapsed = 0.0
 
+    @property
+    def _sock(self) -> PacketSocket | None:
+        return self.points[0].sock
+
     # ---- life cycle
     def start(self) -> Capture:
-        if self._thread is not None:
+        if self._started:
             return self
         # A capture that neither writes a file nor calls back is there to be iterated: queue from the
         # start, so the loop also gets the packets that arrived before it began (bounded, like the rest).
         if self._queue is None and self.write_to is None and self.on_packet is None:
             self._queue = queue.Queue(QUEUE_MAX)
-        self._sock = PacketSocket(self.netns, self.iface, self.bpf, self.snaplen)
         try:
+            for p in self.points:
+                p.sock = PacketSocket(p.netns, p.iface, self.bpf, self.snaplen)
             if self.write_to is not None:
                 if isinstance(self.write_to, str):
                     self._file = open(self.write_to, "wb")  # noqa: SIM115 (closed in stop)
                     self._own_file = True
                 else:
                     self._file = self.write_to
-                self._writer = PcapWriter(self._file, self.snaplen)
-                self._writer.flush()
+                writer = PcapngWriter(self._file, self.snaplen) if self.pcapng else PcapWriter(self._file, self.snaplen)
+                for p in self.points:
+                    p.number = writer.add_interface(
+                        p.name, f"{p.iface} of node {p.node} in lab {self.lab.name} (netns {p.netns})")
+                writer.flush()
+                self._writer = writer
         except OSError as exc:
-            self._sock.close()
+            self._close_sockets()
+            if self._own_file and self._file is not None:
+                self._file.close()
+            if isinstance(exc, BrokenPipeError) or not isinstance(self.write_to, str):
+                raise
             raise UsageError(f"cannot write capture file {self.write_to!r}: {exc.strerror}",
                              "give a writable path to -w") from None
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._started = True
         self.started = time.monotonic()
-        self._thread = threads.Thread(target=self._loop, name=f"nslab-capture-{self.node}-{self.iface}",
+        self._running = len(self.points)
+        for p in self.points:
+            p.thread = threads.Thread(target=self._loop, args=(p,), name=f"nslab-capture-{p.node}-{p.iface}",
                                       daemon=True)
-        self._thread.start()
+            p.thread.start()
         return self
 
-    def _loop(self) -> None:
-        sock = self._sock
+    def _close_sockets(self) -> None:
+        for p in self.points:
+            if p.sock is not None and not p.sock.closed:
+                p.sock.close()
+
+    def _loop(self, point: _Point) -> None:
+        sock = point.sock
         assert sock is not None
         try:
             while not self._stop.is_set():
                 raw = sock.recv(0.5)
                 if raw is None:
                     continue
-                self._handle(raw)
-                if self.limit is not None and self.count >= self.limit:
-                    break
+                with self._handle_lock:
+                    if self.limit is not None and self.count >= self.limit:
+                        break
+                    self._handle(raw, point)
+                    if self.limit is not None and self.count >= self.limit:
+                        self._stop.set()
+                        for p in self.points:  # the other readers end now too
+                            if p is not point and p.sock is not None:
+                                p.sock.wake()
+                        break
         except BaseException as exc:  # reported by wait()/stop(); never lost on the thread
-            self.error = exc
+            self.error = self.error or exc
+            self._stop.set()
+            for p in self.points:
+                if p is not point and p.sock is not None:
+                    p.sock.wake()
         finally:
-            self.elapsed = time.monotonic() - self.started
-            if self._writer is not None:
-                try:
-                    self._writer.flush()
-                except OSError as exc:
-                    self.error = self.error or exc
-            self._done.set()
-            q = self._queue
-            if q is not None:
-                try:
-                    q.put_nowait(None)
-                except queue.Full:
-                    pass
+            with self._handle_lock:
+                self._running -= 1
+                last = self._running == 0
+            if last:
+                self._finish()
 
-    def _handle(self, raw: RawPacket) -> None:
-        self.count += 1
+    def _finish(self) -> None:
+        self.elapsed = time.monotonic() - self.started
         if self._writer is not None:
-            self._writer.write(raw.ts_ns, raw.data, raw.length)
+            try:
+                self._writer.flush()
+            except OSError as exc:
+                self.error = self.error or exc
+        self._done.set()
+        q = self._queue
+        if q is not None:
+            try:
+                q.put_nowait(None)
+            except queue.Full:
+                pass
+
+    def _handle(self, raw: RawPacket, point: _Point) -> None:
+        self.count += 1
+        point.count += 1
+        if self._writer is not None:
+            self._writer.write(raw.ts_ns, raw.data, raw.length, point.number, raw.outgoing)
+            if self.flush_each:
+                self._writer.flush()
         if not (self.keep or self.on_packet or self._queue is not None):
             return
-        pkt = Packet(raw.ts_ns, raw.data, raw.length, raw.outgoing, self.node, self.iface)
+        pkt = Packet(raw.ts_ns, raw.data, raw.length, raw.outgoing, point.node, point.iface)
         if self.keep:
             self.packets.append(pkt)
         if self.on_packet is not None:
@@ -320,22 +444,24 @@ class Capture:
         return True
 
     def stop(self) -> None:
-        """Stop reading, flush and close the file and the socket; idempotent, leaves no thread behind.
+        """Stop reading, flush and close the file and the sockets; idempotent, leaves no thread behind.
 
         Safe from any thread (a timer, a signal handler's thread), also while another thread iterates.
         """
         self._stop.set()
         with self._stop_lock:
-            sock = self._sock
-            if sock is not None and not sock.closed:
-                sock.wake()
-            if self._thread is not None:
-                self._thread.join()
-            if sock is not None and not sock.closed:
-                sock.close()
+            for p in self.points:
+                if p.sock is not None and not p.sock.closed:
+                    p.sock.wake()
+            for p in self.points:
+                if p.thread is not None:
+                    p.thread.join()
+            self._close_sockets()
             if self._file is not None:
                 try:
                     self._file.flush()
+                except BrokenPipeError as exc:  # the reader of a pipe went away: what it did not read is lost
+                    self.error = self.error or exc
                 finally:
                     if self._own_file:
                         self._file.close()
@@ -343,17 +469,24 @@ class Capture:
 
     @property
     def drops(self) -> int:
-        """Packets the kernel dropped because the bounded buffer was full (known once stopped)."""
-        sock = self._sock
-        if sock is None:
-            return 0
-        if not sock.closed:
-            sock.stats()
-        return sock.drops
+        """Packets the kernel dropped because the bounded buffers were full (known once stopped)."""
+        total = 0
+        for p in self.points:
+            if p.sock is None:
+                continue
+            if not p.sock.closed:
+                p.sock.stats()
+            total += p.sock.drops
+        return total
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Packets captured per interface, `NODE:IFACE` -> count."""
+        return {p.name: p.count for p in self.points}
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and not self._done.is_set()
+        return self._started and not self._done.is_set()
 
     def __enter__(self) -> Capture:
         return self.start()
@@ -388,19 +521,31 @@ class Capture:
             raise self.error
 
     def summary(self) -> str:
-        where = f"{self.node}:{self.iface}"
+        where = ", ".join(p.name for p in self.points)
         extra = f", {self.queue_drops} not shown (reader too slow)" if self.queue_drops and self._iterated else ""
-        return (f"{self.count} packets captured on {where} in {self.elapsed:.2f} s, "
+        per = f" ({', '.join(f'{k} {v}' for k, v in self.counts.items())})" if len(self.points) > 1 else ""
+        return (f"{self.count} packets captured on {where} in {self.elapsed:.2f} s{per}, "
                 f"{self.drops} dropped by kernel{extra}")
 
 
 def capture(lab: LabView, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
             write: str | IO[bytes] | None = None, keep: bool = False, snaplen: int = DEFAULT_SNAPLEN,
-            on_packet: Callable[[Packet], None] | None = None) -> Capture:
-    """A capture on NODE's IFACE (default: its first lab interface; `node` may be `NODE:IFACE`).
+            on_packet: Callable[[Packet], None] | None = None, *, more: Sequence[str] = (),
+            pcapng: bool | None = None) -> Capture:
+    """A capture on NODE's IFACE (default: its first lab interface; `node` may be `NODE:IFACE`), and on every
+    `NODE[:IFACE]` of `more` too (one pcapng file for them all).
 
-    Use it as a context manager (reads on a thread until exit, count or stop()) or iterate over it.
+    Use it as a context manager (reads on threads until exit, count or stop()) or iterate over it.
     """
     if iface is None and ":" in node:
         node, iface = parse_target(node)
-    return Capture(lab, node, iface, count, filter, write, keep, snaplen, on_packet)
+    return Capture(lab, node, iface, count, filter, write, keep, snaplen, on_packet,
+                   [parse_target(m) for m in more], pcapng)
+
+
+def link_points(lab: LabView, a: str, b: str, iface: str | None = None) -> list[str]:
+    """Both ends of the link A-B as capture points, `A:IFACE` and `B:IFACE` (IFACE picks among several links)."""
+    from .faults import find_link
+
+    ea, eb = find_link(lab.plan, a, b, iface)
+    return [f"{ea.node}:{ea.ifname}", f"{eb.node}:{eb.ifname}"]

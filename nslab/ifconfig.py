@@ -23,7 +23,8 @@ What net-tools does, and so what this module does:
   derived from the address itself here. **Order**: the kernel lists /proc/net/if_inet6 by a hash of the
   address mixed with a per-namespace random secret (``net_hash_mix``), so the order is not a property of
   the model. By default the addresses are printed in model (netlink) order: larger scope first, newest
-  first within a scope. Pass ``inet6_order`` (see `parse_if_inet6`) to reproduce a given kernel listing.
+  first within a scope. Pass ``inet6_order`` (see `parse_if_inet6`) to reproduce a given kernel listing:
+  `nslab ifconfig` reads the namespace's own /proc/net/if_inet6 and does.
 * The hardware line: ``ether MAC`` (Ethernet, also tap/veth/bridge/macvlan), ``loop`` (Local Loopback),
   ``tunnel`` (IPIP Tunnel), ``sit`` (IPv6-in-IPv4), ``ppp`` (Point-to-Point Protocol), and for every other
   type ``unspec`` with 16 dash-separated upper-case bytes (the first 8 from the device address, then
@@ -34,6 +35,12 @@ What net-tools does, and so what this module does:
   TX carrier = tx_carrier_errors + tx_aborted_errors + tx_window_errors + tx_heartbeat_errors.
   Alias entries have no /proc/net/dev line and so no counters and no inet6 lines.
 * Byte counts in brackets use 1024 steps and IEC names (B, KiB, MiB, GiB, TiB, PiB, EiB), see `human_bytes`.
+
+``ifconfig -s`` (`short=True`) is ife_print_short: the header line, then per interface the name in 15
+columns, the mtu in 5, RX-OK RX-ERR RX-DRP RX-OVR and TX-OK TX-ERR TX-DRP TX-OVR (/proc/net/dev's packets,
+errs, drop, fifo, as above; RX-OVR left-aligned, as the C format has it), and one letter per flag in its order
+(A B D L M d P N O P s m R U; ``[NO FLAGS]`` for none). An alias has no statistics: ``- no statistics
+available -`` in their place.
 
 Not reproduced (not in the model): the ``device interrupt/base/memory/dma`` line of physical NICs, the
 SLIP ``outfill/keepalive`` and ``RX compressed`` lines, and the media port name (assumed ``unknown``).
@@ -48,6 +55,7 @@ from dataclasses import dataclass
 from nslab.model import Address, Link, Stats
 
 __all__ = [
+    "SHORT_HEADER",
     "format_all",
     "format_interface",
     "human_bytes",
@@ -378,12 +386,40 @@ def _block(name: str, link: Link, *, alias: bool, inet6_order: Sequence[tuple[st
     return "\n".join(lines) + "\n\n"
 
 
-def format_interface(link: Link, *, inet6_order: Sequence[tuple[str, str]] | None = None) -> str:
-    """One device's block as `ifconfig NAME` prints it, ending with the blank line ifconfig prints.
+SHORT_HEADER = "Iface      MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg\n"
+
+# ife_print_short's letters, in its order (POINTOPOINT is a second P, as in the C code).
+_SHORT_FLAGS: tuple[tuple[int, str], ...] = (
+    (IFF_ALLMULTI, "A"), (IFF_BROADCAST, "B"), (IFF_DEBUG, "D"), (IFF_LOOPBACK, "L"), (IFF_MULTICAST, "M"),
+    (IFF_DYNAMIC, "d"), (IFF_PROMISC, "P"), (IFF_NOTRAILERS, "N"), (IFF_NOARP, "O"), (IFF_POINTOPOINT, "P"),
+    (IFF_SLAVE, "s"), (IFF_MASTER, "m"), (IFF_RUNNING, "R"), (IFF_UP, "U"),
+)
+
+
+def _short_line(name: str, link: Link, *, alias: bool) -> str:
+    f = _as_short(link.raw_flags)
+    line = f"{name[:15]:<15} {link.mtu:5d} "
+    if alias:
+        line += f"{'     - no statistics available -':<56}"
+    else:
+        rx, tx = link.stats64.rx, link.stats64.tx
+        line += (f"{rx.packets:8d} {rx.errors:6d} {rx.dropped + rx.missed_errors:6d} {rx.fifo_errors:<6d} "
+                 f"{tx.packets:8d} {tx.errors:6d} {tx.dropped:6d} {tx.fifo_errors:6d} ")
+    if f == 0:
+        line += "[NO FLAGS]"
+    return line + "".join(ch for bit, ch in _SHORT_FLAGS if f & bit) + "\n"
+
+
+def format_interface(link: Link, *, inet6_order: Sequence[tuple[str, str]] | None = None,
+                     short: bool = False) -> str:
+    """One device's block as `ifconfig NAME` prints it, ending with the blank line ifconfig prints
+    (`short`: `ifconfig -s NAME`, the header and the device's line).
 
     `inet6_order`: optional (device, address) pairs in /proc/net/if_inet6 order (see `parse_if_inet6`);
     without it inet6 lines follow the model's order.
     """
+    if short:
+        return SHORT_HEADER + _short_line(link.ifname, link, alias=False)
     return _block(link.ifname, link, alias=False, inet6_order=inet6_order)
 
 
@@ -480,8 +516,10 @@ def format_all(
     show_all: bool = False,
     *,
     inet6_order: Sequence[tuple[str, str]] | None = None,
+    short: bool = False,
 ) -> str:
-    """What `ifconfig` (show_all=False: interfaces with IFF_UP only) or `ifconfig -a` prints.
+    """What `ifconfig` (show_all=False: interfaces with IFF_UP only) or `ifconfig -a` prints
+    (`short`: `ifconfig -s [-a]`, the header and one line per interface).
 
     Order is net-tools' name order (`nstrcmp`), not ifindex. An IPv4 address whose label is not the
     device name (``eth0:1``) gets its own block as ifconfig prints it: the device's flags, mtu and
@@ -489,7 +527,7 @@ def format_all(
     before the first ``:`` names no device ends the listing (ifconfig reports an error there and stops).
     """
     by_name = {lk.ifname: lk for lk in links}
-    out: list[str] = []
+    out: list[str] = [SHORT_HEADER] if short else []
     for name in interface_names(links):
         link = by_name.get(name)
         alias = link is None
@@ -498,5 +536,6 @@ def format_all(
             if link is None:
                 break
         if _as_short(link.raw_flags) & IFF_UP or show_all:
-            out.append(_block(name, link, alias=alias, inet6_order=inet6_order))
+            out.append(_short_line(name, link, alias=alias) if short
+                       else _block(name, link, alias=alias, inet6_order=inet6_order))
     return "".join(out)

@@ -460,3 +460,34 @@ def test_show_all_filters_on_up_only() -> None:
     out = format_all([lo(), up_not_running, down], show_all=True)
     assert [ln.split(": ")[0] for ln in lines(out) if ln and ln[0] != " "] == ["b", "c", "lo"]
     assert out == "".join(format_interface(x) for x in (up_not_running, down, lo()))
+
+
+# ---------------------------------------------------------------------------------------------------
+# ifconfig -s (ife_print_short)
+
+SHORT_HEAD = "Iface      MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg\n"
+
+
+def test_short_view_columns_and_flag_letters() -> None:
+    stats = Stats64(rx=Stats(packets=123456789, errors=7, dropped=2, missed_errors=1, fifo_errors=4),
+                    tx=Stats(packets=5, errors=1, dropped=9, fifo_errors=3))
+    links = [
+        lo(stats=Stats64(rx=Stats(packets=4), tx=Stats(packets=4))),
+        eth("veth0", 2, stats64=stats, addr_info=(Address("inet", "10.0.0.1", 24, "global", label="veth0"),
+                                                   Address("inet", "10.0.0.9", 24, "global", label="veth0:1"))),
+        eth("averyveryverylongname", 3, raw_flags=0),
+        eth("odd", 4, raw_flags=0x8000 | 0x200 | 0x100 | 0x80 | 0x20 | 0x10 | 0x4 | 0x800 | 0x400 | 0x1),
+    ]
+    out = format_all(links, show_all=True, short=True)
+    assert out == SHORT_HEAD + (
+        "averyveryverylo  1500        0      0      0 0             0      0      0      0 [NO FLAGS]\n"
+        "lo              65536        4      0      0 0             4      0      0      0 LRU\n"
+        "odd              1500        0      0      0 0             0      0      0      0 ADdPNOPsmU\n"
+        "veth0            1500 123456789      7      3 4             5      1      9      3 BMRU\n"
+        "veth0:1          1500      - no statistics available -                        BMRU\n"
+    )
+    # without -a only the UP ones, the header always
+    assert format_all(links, short=True) == SHORT_HEAD + "".join(
+        line + "\n" for line in out.split("\n")[2:] if line and "[NO FLAGS]" not in line)
+    assert format_all([], short=True) == SHORT_HEAD
+    assert format_interface(links[0], short=True) == SHORT_HEAD + out.split("\n")[2] + "\n"

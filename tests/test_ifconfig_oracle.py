@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -302,3 +303,86 @@ def test_flag_combinations_and_name_order(lab: Lab) -> None:
     assert "eth10: flags=-32766<BROADCAST,DYNAMIC>" in out
     assert "        ether 02:00:00:00:00:a1  txqueuelen 17  (Ethernet)\n" in out
     compare(a, show_all=False)
+
+
+# ---- the CLI against net-tools: `nslab -n NS ifconfig ...` next to `ifconfig ...` in the same namespace -------
+def settled_cli(cli: Any, ns: str, argv: list[str], tries: int = 20) -> tuple[str, str]:
+    """(net-tools' output, nslab's) from a moment when net-tools printed the same before and after nslab ran
+    (counters move with IPv6's own traffic); the last try's pair otherwise."""
+    assert IFCONFIG is not None
+    real = mine = ""
+    for _ in range(tries):
+        before = sh("ip", "netns", "exec", ns, IFCONFIG, *argv)
+        res = cli("-n", ns, "ifconfig", *argv)
+        assert res.rc == 0, res.err
+        real, mine = sh("ip", "netns", "exec", ns, IFCONFIG, *argv), res.out
+        if before == real and mine == real:
+            break
+        time.sleep(0.2)
+    return real, mine
+
+
+def test_cli_byte_for_byte_with_net_tools(netns_factory: Any, cli: Any) -> None:
+    """Long and short (-s) views, all or UP only or one device, with an alias and five IPv6 addresses whose
+    inet6 lines must come in /proc/net/if_inet6's order (the CLI reads it inside the namespace)."""
+    ns = netns_factory().name
+    ip(ns, "link", "set", "lo", "up")
+    ip(ns, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+    ip(ns, "addr", "add", "10.79.0.1/24", "brd", "+", "dev", "va")
+    ip(ns, "addr", "add", "10.79.0.9/24", "dev", "va", "label", "va:1")
+    for addr in ("fd79::1/64", "fd79::2/64", "2001:db8:79::1/48", "fe80::79/64", "fd00:79::1/64"):
+        ip(ns, "addr", "add", addr, "dev", "va", "nodad")
+    ip(ns, "link", "set", "va", "up")  # vb stays down: va UP without RUNNING, vb only with -a
+    ip(ns, "link", "set", "vb", "promisc", "on", "allmulticast", "on", "arp", "off", "trailers", "off", "dynamic", "on")
+    ping(ns, "127.0.0.1", count=2)
+    for argv in ([], ["-a"], ["va"], ["-s"], ["-s", "-a"], ["-s", "va"], ["-a", "-s", "vb"]):
+        real, mine = settled_cli(cli, ns, argv)
+        assert mine == real, f"ifconfig {' '.join(argv)} in {ns}:\n" + _diff(real, mine)
+    real, _ = settled_cli(cli, ns, ["-s", "-a"])
+    assert real.split("\n")[0] == "Iface      MTU    RX-OK RX-ERR RX-DRP RX-OVR    TX-OK TX-ERR TX-DRP TX-OVR Flg"
+    assert [line.split()[0] for line in real.split("\n")[1:] if line] == ["lo", "va", "va:1", "vb"]
+    assert re.search(r"^va:1 +1500 +- no statistics available - +BMU$", real, re.M), real
+    assert re.search(r"^lo +65536 +4 +0 +0 +0 +4 +0 +0 +0 +LRU$", real, re.M), real
+    assert re.search(r"^vb .* ABMdPNO$", real, re.M), real
+    long_real, _ = settled_cli(cli, ns, ["va"])
+    inet6 = [line.split()[1] for line in long_real.split("\n") if line.startswith("        inet6 ")]
+    kernel_order = [a for d, a in parse_if_inet6(sh("ip", "netns", "exec", ns, "cat", "/proc/net/if_inet6"))
+                    if d == "va"]
+    assert len(inet6) == 5 and inet6 == kernel_order
+
+
+def test_cli_dev_up_down_as_net_tools_does(netns_factory: Any, cli: Any) -> None:
+    """`nslab ifconfig v1 up|down` next to net-tools' `ifconfig v2 up|down` on a twin device: the same flags
+    after each (short view and ip's own flags), nothing printed, and bad input refused."""
+    assert IFCONFIG is not None
+    ns = netns_factory().name
+    for dev in ("v1", "v2"):
+        ip(ns, "link", "add", dev, "type", "veth", "peer", "name", f"p{dev}")
+        ip(ns, "link", "set", f"p{dev}", "up")
+
+    def flags(dev: str) -> tuple[str, list[str]]:
+        short = sh("ip", "netns", "exec", ns, IFCONFIG, "-s", dev).split("\n")[1].split()[-1]
+        return short, sorted(json.loads(sh("ip", "-n", ns, "-j", "link", "show", dev))[0]["flags"])
+
+    for state, want in (("up", "BMRU"), ("down", "BM"), ("up", "BMRU")):
+        res = cli("-n", ns, "ifconfig", "v1", state)
+        assert (res.rc, res.out, res.err) == (0, "", "")
+        sh("ip", "netns", "exec", ns, IFCONFIG, "v2", state)
+        assert wait_until(lambda w=want: flags("v1")[0] == w == flags("v2")[0]), (state, flags("v1"), flags("v2"))
+        assert flags("v1") == flags("v2")
+    res = cli("-n", ns, "--json", "ifconfig", "v1", "down")
+    assert res.rc == 0 and json.loads(res.out)["ifname"] == "v1" and "UP" not in json.loads(res.out)["flags"]
+    res = cli("-n", ns, "ifconfig", "nosuch", "up")
+    assert res.rc != 0 and "nosuch" in res.err, res.err
+    res = cli("-n", ns, "ifconfig", "v1", "sideways")
+    assert res.rc == 2 and "'sideways'" in res.err and res.out == "", res.err
+
+
+def wait_until(cond: Any, timeout: float = 5.0) -> bool:
+    """Carrier (RUNNING) follows UP a moment later on veth."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())

@@ -75,8 +75,9 @@ class _Parser(argparse.ArgumentParser):
             arg_strings = [resolve_word(arg_strings[0], self.abbrevs, list(action.choices)), *arg_strings[1:]]
         # Python 3.11/3.12 drop a '--' standing where a positional's value goes and hand the handler []:
         # `nslab link set -- -- up` then reached the kernel with a list for a device name.
+        dashes = "--" in arg_strings  # a list positional (capture's NODE[:IFACE]...) loses them the same way
         value = super()._get_values(action, arg_strings)
-        if action.nargs is None and not action.option_strings and value == []:
+        if not action.option_strings and value == [] and (action.nargs is None or dashes):
             self.error(f"argument {action.metavar or action.dest}: missing ('--' ends the options, it is not a value)")
         return value
 

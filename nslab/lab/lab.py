@@ -331,20 +331,24 @@ class Lab:
         return sample(self)
 
     def perf(self, a: str, b: str, udp: bool = False, seconds: float = 3.0, rate: float | str | None = None,
-             warmup: float = PERF_WARMUP) -> PerfResult:
-        """Throughput from node A to node B (nslab.perf.perf)."""
+             warmup: float = PERF_WARMUP, *, interval: float | str | None = None, reverse: bool = False,
+             streams: int | str = 1) -> PerfResult:
+        """Throughput from node A to node B, or back with `reverse`, in `streams` connections (nslab.perf.perf)."""
         from ..perf import perf
 
-        return perf(self, a, b, udp=udp, seconds=seconds, rate=rate, warmup=warmup)
+        return perf(self, a, b, udp=udp, seconds=seconds, rate=rate, warmup=warmup, interval=interval,
+                    reverse=reverse, streams=streams)
 
     def capture(self, node: str, iface: str | None = None, count: int | None = None, filter: str | None = None,
                 write: str | IO[bytes] | None = None, keep: bool = False, snaplen: int = DEFAULT_SNAPLEN,
-                on_packet: Callable[[Packet], None] | None = None) -> Capture:
-        """A packet capture on NODE's interface, as a context manager (nslab.capture.capture)."""
+                on_packet: Callable[[Packet], None] | None = None, *, more: Sequence[str] = (),
+                pcapng: bool | None = None) -> Capture:
+        """A packet capture on NODE's interface (and those of `more`), as a context manager
+        (nslab.capture.capture)."""
         from ..capture import capture
 
         return capture(self, node, iface, count=count, filter=filter, write=write, keep=keep, snaplen=snaplen,
-                       on_packet=on_packet)
+                       on_packet=on_packet, more=more, pcapng=pcapng)
 
     # ---- breaking it on purpose (nslab.faults) ----------------------------------------------
     def partition(self, *groups: Sequence[str]) -> None:

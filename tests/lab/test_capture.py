@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
 
-from nslab.capture import PCAP_MAGIC_NS, Packet, PcapWriter, capture, decode, parse_target
+from nslab.capture import PCAP_MAGIC_NS, Packet, PcapngWriter, PcapWriter, capture, decode, link_points, parse_target
 from nslab.errors import NotFoundError, UsageError
 from nslab.kernel.packet import compile_filter
 from nslab.lab import state as st
@@ -118,6 +118,26 @@ def test_pcap_writer_format(tmp_path: Path) -> None:
     assert (magic, major, minor, snaplen, linktype) == (PCAP_MAGIC_NS, 2, 4, 100, 1)
     assert struct.unpack_from("<IIII", raw, 24) == (1_700_000_000, 123, 100, 150)
     assert len(raw) == 24 + 16 + 100
+
+
+@needs_tshark
+def test_pcapng_writer_read_by_tshark(tmp_path: Path) -> None:
+    """One IDB per interface with its name and description, nanosecond stamps, EPBs with direction flags."""
+    path = tmp_path / "a.pcapng"
+    frame = eth(0x0800, ipv4(1, struct.pack("!BBHHH", 8, 0, 0, 7, 1) + bytes(56)))
+    with open(path, "wb") as f:
+        w = PcapngWriter(f, snaplen=64)
+        a, b = w.add_interface("h1:eth0", "eth0 of node h1"), w.add_interface("s1:eth1", "eth1 of node s1")
+        w.write(1_700_000_000_123_456_789, frame, len(frame), a, True)
+        w.write(1_700_000_001_000_000_001, frame, len(frame), b, False)
+        w.write(1_700_000_002_000_000_000, frame + bytes(3), len(frame) + 3, b)
+    rows = tshark(path, "frame.interface_id", "frame.interface_name", "frame.interface_description",
+                  "frame.time_epoch", "frame.len", "frame.cap_len", "frame.packet_flags_direction", "ip.dst")
+    assert rows == [
+        ["0", "h1:eth0", "eth0 of node h1", "1700000000.123456789", "98", "64", "0x00000002", "10.0.0.2"],
+        ["1", "s1:eth1", "eth1 of node s1", "1700000001.000000001", "98", "64", "0x00000001", "10.0.0.2"],
+        ["1", "s1:eth1", "eth1 of node s1", "1700000002.000000000", "101", "64", "", "10.0.0.2"],
+    ]
 
 
 def test_parse_target_and_filters() -> None:
@@ -346,3 +366,128 @@ def test_cli_bad_input_exit_2(lab: Lab) -> None:
         res = cli(argv)
         assert res.returncode == 2, (argv, res.stderr)
         assert message in res.stderr and "hint:" in res.stderr, (argv, res.stderr)
+
+
+# ---- several interfaces, one pcapng; pcap on standard output ------------------------------------------------
+def per_interface(rows: list[list[str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[0]] = counts.get(r[0], 0) + 1
+    return counts
+
+
+def port_to(lab: Lab, node: str) -> str:
+    return next(lk.b.ifname for lk in lab.plan.links if lk.a.node == node and lk.b.node == "s1")
+
+
+@kernel
+@needs_root
+@needs_tshark
+def test_whole_link_into_one_pcapng(lab: Lab, tmp_path: Path) -> None:
+    """Both ends of h1-s1 and h2's end of its link: one pcapng, one interface record each (tshark names them)."""
+    points = link_points(lab, "h1", "s1")
+    assert points == ["h1:eth0", f"s1:{port_to(lab, 'h1')}"]
+    path = tmp_path / "link.pcapng"
+    with capture(lab, points[0], more=[points[1], "h2"], filter="icmp", write=str(path)) as cap:
+        assert cap.pcapng
+        ping(lab, "h1", "h2", 3)
+        time.sleep(0.2)
+    names = ["h1:eth0", f"s1:{port_to(lab, 'h1')}", "h2:eth0"]
+    assert cap.counts == dict.fromkeys(names, 6) and cap.count == 18
+    rows = tshark(path, "frame.interface_name", "frame.interface_description", "ip.src", "icmp.type",
+                  "frame.packet_flags_direction")
+    assert per_interface(rows) == dict.fromkeys(names, 6)
+    for r in rows:
+        node, iface = r[0].split(":")
+        assert r[1] == f"{iface} of node {node} in lab {lab.name} (netns {lab.plan.node(node).netns})"
+        # the kernel's direction: h1 sends the requests, s1's port to h1 receives them, h2 receives them
+        request = r[3] == "8"
+        assert r[4] == ("0x00000002" if (node == "h1") == request else "0x00000001"), r
+    assert sorted((r[0], r[2], r[3]) for r in rows if r[0] == "h2:eth0") == sorted(
+        [("h2:eth0", "10.0.0.1", "8")] * 3 + [("h2:eth0", "10.0.0.2", "0")] * 3)
+    with pytest.raises(UsageError, match="given twice"):
+        capture(lab, "h1", more=["h1:eth0"])
+    with pytest.raises(UsageError, match="no link between 'h1' and 'h2'"):
+        link_points(lab, "h1", "h2")
+
+
+@kernel
+@needs_root
+def test_count_is_for_all_interfaces_together(lab: Lab) -> None:
+    with capture(lab, "h1", more=["h3"], count=5, filter="icmp") as cap:
+        ping(lab, "h1", "h3", 3)  # h1 and h3 each see 6: the count stops the pair at 5
+        assert cap.wait(5)
+    assert cap.count == 5 and sum(cap.counts.values()) == 5 and not cap.running
+    assert capture_threads() == []
+
+
+def tshark_stdin(src: subprocess.Popen[str] | subprocess.Popen[bytes], *args: str) -> subprocess.Popen[str]:
+    assert src.stdout is not None
+    return subprocess.Popen(["tshark", "-r", "-", *args], stdin=src.stdout, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@kernel
+@needs_root
+@needs_tshark
+def test_cli_write_stdout_into_tshark(lab: Lab) -> None:
+    """`lab capture ... -w - | tshark -r -`: classic pcap for one interface, pcapng for a link's two ends."""
+    for argv, expect in (
+        (["h3"], {"": 4}),
+        (["--link", "h3", "s1"], {"h3:eth0": 4, f"s1:{port_to(lab, 'h3')}": 4}),
+    ):
+        cap = subprocess.Popen([sys.executable, "-c", CLI, REPO, TESTS, "lab", "capture", lab.name, *argv, "-f",
+                                "icmp", "-w", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        reader = tshark_stdin(cap, "-T", "fields", "-e", "frame.interface_name", "-e", "icmp.type")
+        assert cap.stdout is not None and cap.stderr is not None
+        cap.stdout.close()  # tshark holds the pipe now
+        first = cap.stderr.readline().decode()
+        assert first.startswith("capturing on") and "writing standard output" in first, first
+        ping(lab, "h3", "h1", 2)
+        time.sleep(0.3)
+        cap.send_signal(signal.SIGINT)
+        err = cap.stderr.read().decode()
+        assert cap.wait(20) == 0, err
+        out, terr = reader.communicate(timeout=30)
+        assert reader.returncode == 0, terr
+        assert per_interface([line.split("\t") for line in out.splitlines()]) == expect, out
+        assert f"{sum(expect.values())} packets captured" in err, err
+
+
+@kernel
+@needs_root
+@needs_tshark
+def test_cli_stdout_reader_going_away_ends_quietly(lab: Lab) -> None:
+    """`-w - | tshark -r - -c 2`: tshark leaves after 2 packets; the capture sees the broken pipe at its next
+    packet and ends with exit 0 and its summary, no traceback."""
+    cap = subprocess.Popen([sys.executable, "-c", CLI, REPO, TESTS, "lab", "capture", lab.name, "h2", "-f", "icmp",
+                            "-w", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    reader = tshark_stdin(cap, "-c", "2")
+    assert cap.stdout is not None and cap.stderr is not None
+    cap.stdout.close()
+    assert cap.stderr.readline().decode().startswith("capturing on")
+    pinger = lab["h2"].popen(["ping", "-c", "40", "-i", "0.05", "h1"], stdout=subprocess.DEVNULL)
+    try:
+        out, _ = reader.communicate(timeout=30)
+        assert reader.returncode == 0 and len(out.splitlines()) == 2, out
+        assert cap.wait(20) == 0
+    finally:
+        pinger.wait(20)
+    err = cap.stderr.read().decode()
+    assert "Traceback" not in err and "packets captured on h2:eth0" in err, err
+
+
+@kernel
+@needs_root
+def test_cli_live_lines_name_their_interface(lab: Lab) -> None:
+    proc = cli_popen(["lab", "capture", lab.name, "h1", "h2", "--count", "4", "--filter", "icmp"])
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("capturing on h1:eth0, h2:eth0 of lab ")
+    ping(lab, "h1", "h2", 1)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert sorted(line.split(" ")[0] for line in lines) == ["h1:eth0", "h1:eth0", "h2:eth0", "h2:eth0"], out
+    assert all(re.fullmatch(r"h[12]:eth0 \d\d:\d\d:\d\d\.\d{6} 10\.0\.0\.[12] > 10\.0\.0\.[12]: ICMP echo "
+                            r"(request|reply) .*", line) for line in lines), out
+    assert "4 packets captured on h1:eth0, h2:eth0 in " in err and "(h1:eth0 2, h2:eth0 2)" in err, err

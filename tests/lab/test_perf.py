@@ -21,10 +21,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
 
+from nslab import faults
+from nslab import perf as perf_mod
 from nslab.errors import NotFoundError, UsageError
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
-from nslab.perf import PerfResult, parse_rate, parse_seconds, perf
+from nslab.perf import PerfResult, _Clock, parse_interval, parse_rate, parse_seconds, parse_streams, perf
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
@@ -64,6 +66,22 @@ def test_parse_rate_and_seconds() -> None:
             parse_seconds(bad)
 
 
+def test_intervals_interval_streams_parse() -> None:
+    # iperf3 3.12 cuts -t 2 -i 0.5 in 4 intervals and -t 1 -i 0.3 in 4 (0.3 0.6 0.9 1.0), measured on a lab
+    assert _Clock(2.0, 0.5).boundaries() == [0.5, 1.0, 1.5, 2.0]
+    assert _Clock(1.0, 0.3).boundaries() == pytest.approx([0.3, 0.6, 0.9, 1.0])
+    assert _Clock(1.0, 0.33).boundaries() == pytest.approx([0.33, 0.66, 1.0])  # a 0.01 s rest joins the last
+    assert _Clock(1.0, None).boundaries() == [1.0]
+    assert _Clock(0.5, 1.0).boundaries() == [0.5]
+    assert parse_interval("0.5") == 0.5 and parse_streams("4") == 4 and parse_streams(128) == 128
+    for bad in ("0", "0.01", "61", "x"):
+        with pytest.raises(UsageError, match="invalid interval"):
+            parse_interval(bad)
+    for bad_n in ("0", "129", "-1", "2.5", "x", "", "\u0663"):
+        with pytest.raises(UsageError, match="invalid number of streams"):
+            parse_streams(bad_n)
+
+
 # ---- real lab -------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
@@ -88,8 +106,9 @@ def lab() -> Iterator[Lab]:
             st.remove(name)
 
 
-def iperf3(lab: Lab, a: str, b: str, seconds: int = 2, udp_rate: str | None = None) -> dict[str, object]:
-    """`iperf3 -s -1` in B, `iperf3 -c B -t S -J` in A; the client's JSON."""
+def iperf3(lab: Lab, a: str, b: str, seconds: int = 2, udp_rate: str | None = None,
+           extra: tuple[str, ...] = ()) -> dict[str, object]:
+    """`iperf3 -s -1` in B, `iperf3 -c B -t S -J [EXTRA]` in A; the client's JSON."""
     port = str(5201 + secrets.randbelow(1000))
     server = lab[b].popen(["iperf3", "-s", "-1", "-p", port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -97,6 +116,7 @@ def iperf3(lab: Lab, a: str, b: str, seconds: int = 2, udp_rate: str | None = No
         cmd = ["iperf3", "-c", b, "-p", port, "-t", str(seconds), "-J"]
         if udp_rate:
             cmd += ["-u", "-b", udp_rate]
+        cmd += extra
         out = lab[a].run(cmd, capture_output=True, text=True, timeout=seconds + 20)
         assert out.returncode == 0, out.stdout + out.stderr
         data: dict[str, object] = json.loads(out.stdout)
@@ -224,3 +244,126 @@ def test_cli_bad_input_exit_2(lab: Lab) -> None:
         res = cli(argv)
         assert res.returncode == 2, (argv, res.stderr)
         assert message in res.stderr and "hint:" in res.stderr, (argv, res.stderr)
+
+
+def iperf3_intervals(data: dict[str, object]) -> list[dict[str, float]]:
+    intervals = data["intervals"]
+    assert isinstance(intervals, list)
+    return [i["sum"] for i in intervals]
+
+
+def assert_intervals_add_up(res: PerfResult, count: int) -> None:
+    assert len(res.intervals) == count, res.intervals
+    assert res.intervals[0].start == 0.0 and res.intervals[-1].end == pytest.approx(res.seconds, abs=1e-5)
+    for x, y in zip(res.intervals, res.intervals[1:], strict=False):
+        assert x.end == y.start
+    assert sum(i.bytes for i in res.intervals) == res.bytes
+
+
+@kernel
+@needs_root
+@needs_iperf3
+def test_intervals_reverse_parallel_against_iperf3_on_tbf(lab: Lab) -> None:
+    """-i, -R and -P over the tbf-shaped path, each next to iperf3 with the same options in the same run:
+    totals within 15 % of each other (and of the shaped rate), the same number of intervals."""
+    cases: list[tuple[str, str, dict[str, object], tuple[str, ...]]] = [
+        ("h3", "h2", {"interval": 0.5}, ("-i", "0.5")),
+        ("h2", "h3", {"interval": 0.5, "reverse": True}, ("-i", "0.5", "-R")),  # data h3 -> h2, over the tbf
+        ("h3", "h2", {"interval": 0.5, "streams": 3}, ("-i", "0.5", "-P", "3")),
+    ]
+    for a, b, kw, opts in cases:
+        ours = perf(lab, a, b, seconds=2.0, **kw)  # type: ignore[arg-type]
+        theirs = iperf3(lab, a, b, 2, extra=opts)
+        t_bps, t_iv = iperf3_tcp_bps(theirs), iperf3_intervals(theirs)
+        print(f"\nTCP {a}->{b} {' '.join(opts)}: nslab {ours.bits_per_second / 1e6:.1f} Mbit/s in "
+              f"{len(ours.intervals)} intervals, iperf3 {t_bps / 1e6:.1f} Mbit/s in {len(t_iv)} intervals")
+        for line in ours.report().splitlines():
+            print("   ", line)
+        assert len(ours.intervals) == len(t_iv) == 4
+        assert_intervals_add_up(ours, 4)
+        assert abs(ours.bits_per_second - t_bps) / t_bps < 0.15
+        assert abs(ours.bits_per_second - SHAPED) / SHAPED < 0.15
+        for i in ours.intervals:  # every interval carries the shaped path's traffic, not one burst and silence
+            assert 0.2 * SHAPED < i.bits_per_second < 2 * SHAPED, ours.report()  # (a loss releases a held queue)
+        assert ours.reverse == bool(kw.get("reverse")) and ours.streams == kw.get("streams", 1)
+        assert (ours.sender, ours.receiver) == ("h3", "h2")
+    assert perf_threads() == []
+
+
+@kernel
+@needs_root
+@needs_iperf3
+def test_udp_intervals_against_iperf3(lab: Lab) -> None:
+    ours = perf(lab, "h1", "h2", udp=True, seconds=1.0, rate="40M", interval=0.25)
+    theirs = iperf3(lab, "h1", "h2", 1, udp_rate="40M", extra=("-i", "0.25"))
+    t_iv = iperf3_intervals(theirs)
+    print("\n" + ours.report())
+    assert len(ours.intervals) == len(t_iv) == 4
+    assert_intervals_add_up(ours, 4)
+    assert sum(i.packets or 0 for i in ours.intervals) == ours.packets_received == ours.packets_sent
+    assert all(i.lost == 0 and i.loss_percent == 0.0 and i.jitter_ms is not None for i in ours.intervals)
+    t_bytes = sum(int(i["bytes"]) for i in t_iv)
+    assert abs(ours.bytes - t_bytes) / t_bytes < 0.1, (ours.bytes, t_bytes)
+    # reverse with 2 streams, 15M each: 30M B -> A, the rate applying per stream as iperf3's -b does
+    rev = perf(lab, "h1", "h2", udp=True, seconds=1.0, rate="15M", reverse=True, streams=2, interval=0.5)
+    print(rev.report())
+    assert rev.sender == "h2" and rev.receiver == "h1" and rev.streams == 2
+    assert rev.loss_percent == 0.0 and abs(rev.bits_per_second - 30e6) / 30e6 < 0.1
+    assert_intervals_add_up(rev, 2)
+    assert perf_threads() == []
+
+
+@kernel
+@needs_root
+def test_lossy_link_ends_on_time(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """10 % loss both ways on h3's link (nft numgen, lab impair) behind the 50 Mbit/s tbf: every 1 s test ends
+    with a result (not "timed out") whose measured length is 1 s, and the stop after the last sample takes no
+    network time: what is queued on the slow, lossy path is reset, not drained (the old end took 2.5-5 s)."""
+    stops: list[float] = []
+    real_abort = perf_mod._abort
+
+    def abort(sockets: list[object]) -> None:
+        stops.append(time.monotonic())
+        real_abort(sockets)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(perf_mod, "_abort", abort)
+    faults.impair(lab, "h3", "s1", loss=10)
+    try:
+        for kw in ({}, {"streams": 4, "interval": 0.5}, {"reverse": True}, {"udp": True, "rate": "40M"}):
+            stops.clear()
+            res = perf(lab, "h3", "h2", seconds=1.0, **kw)  # type: ignore[arg-type]
+            done = time.monotonic()
+            print(f"\nlossy {kw}: {res.summary()}; stop took {done - stops[0]:.3f} s" if stops else res.summary())
+            assert 0.95 <= res.seconds < 1.5  # UDP: the sender's own clock, started just after the main's
+            if res.protocol == "tcp":
+                assert len(stops) == 1 and done - stops[0] < 1.0
+            else:
+                assert res.loss_percent is not None and 3 < res.loss_percent < 30
+    finally:
+        faults.clear(lab, "h3", "s1")
+    assert perf_threads() == []
+    lab["h3"].run(["ping", "-c1", "-W2", "h2"], check=True, capture_output=True)
+
+
+@kernel
+@needs_root
+def test_cli_intervals_reverse_parallel(lab: Lab) -> None:
+    res = cli(["lab", "perf", lab.name, "h1", "h2", "-t", "1", "-i", "0.5", "-R", "-P", "2", "--json"])
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["reverse"] is True and data["streams"] == 2 and data["interval"] == 0.5
+    iv = data["intervals"]
+    assert len(iv) == 2 and iv[0]["start"] == 0.0 and iv[0]["end"] == iv[1]["start"]
+    assert abs(iv[0]["end"] - 0.5) < 0.2 and iv[1]["end"] == pytest.approx(data["seconds"], abs=1e-5)
+    assert sum(i["bytes"] for i in data["intervals"]) == data["bytes"] > 0
+    res = cli(["lab", "perf", lab.name, "h1", "h2", "-u", "-r", "10M", "-t", "1", "-i", "0.5"])
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 3, res.stdout
+    for line in lines[:2]:
+        assert re.fullmatch(r" +0\.\d\d-[01]\.\d\d s +[\d.]+ Mbit/s +\d+ bytes  loss 0\.00 % \(0/\d+\)  "
+                            r"jitter [\d.]+ ms", line), line
+    assert lines[2].startswith("h1 -> h2 (10.0.0.2) UDP: ")
+    for argv, message in ((["-P", "0"], "invalid number of streams"), (["-i", "0"], "invalid interval")):
+        bad = cli(["lab", "perf", lab.name, "h1", "h2", *argv])
+        assert bad.returncode == 2 and message in bad.stderr and "hint:" in bad.stderr, bad.stderr
