@@ -218,7 +218,7 @@ class _Picture:
         return sorted(self.live.faults.grudge.get(node, []))
 
 
-def _iface_cell(pic: _Picture, i: IfacePlan, switch: bool) -> str:
+def _iface_cell(pic: _Picture, i: IfacePlan, switch: bool, width: int = 0) -> str:
     port = pic.ports[(i.node, i.ifname)]
     lines = [f"<B>{_e(i.ifname)}</B>"]
     if not switch:
@@ -229,7 +229,19 @@ def _iface_cell(pic: _Picture, i: IfacePlan, switch: bool) -> str:
     if (i.node, i.ifname) in pic.impaired:
         lines.append(f'<FONT COLOR="{_ORANGE}"><B>out: {_e(pic.impaired[(i.node, i.ifname)])}</B></FONT>')
     body = '<BR ALIGN="LEFT"/>'.join(lines) + '<BR ALIGN="LEFT"/>'
-    return f'<TD PORT="{port}" ALIGN="LEFT" BALIGN="LEFT"><FONT POINT-SIZE="9">{body}</FONT></TD>'
+    wide = f' WIDTH="{width}" ALIGN="CENTER"' if width else ' ALIGN="LEFT"'  # centred over its edge when wide
+    return f'<TD PORT="{port}"{wide} BALIGN="LEFT"><FONT POINT-SIZE="9">{body}</FONT></TD>'
+
+
+def _leaf_width(pic: _Picture, name: str) -> int:
+    """About how wide (points) node NAME's table is, and the gap to the next: a port towards a leaf (a host
+    under its switch) gets this width, so that each leaf sits under its own port and edges run straight
+    down instead of fanning into a tangle (measured by eye on single,12 and single,30)."""
+    node = pic.plan.node(name)
+    texts = [i.ifname for i in pic.plan.interfaces_of(name)]
+    texts += [a for i in pic.plan.interfaces_of(name) for a in i.addresses]
+    width = max([len(t) * 5.4 for t in texts] + [len(f"{name} {node.kind}") * 6.6])
+    return int(width + 16 + 22)  # cell padding and the border; nodesep (0.3 in)
 
 
 def _side(pic: _Picture, name: str, i: IfacePlan, layer: Mapping[str, int]) -> tuple[int, int]:
@@ -259,8 +271,11 @@ def _node_label(pic: _Picture, name: str, kind: str, layer: Mapping[str, int]) -
     up: list[str] = []
     down: list[str] = []
     for i in sorted(pic.plan.interfaces_of(name), key=lambda i: _side(pic, name, i, layer)):
-        cell = _iface_cell(pic, i, kind == "switch")
-        (down if layer[pic.peer[(name, i.ifname)]] < layer[name] else up).append(cell)
+        peer = pic.peer[(name, i.ifname)]
+        below = layer[peer] < layer[name]
+        leaf = below and len(pic.plan.interfaces_of(peer)) == 1
+        cell = _iface_cell(pic, i, kind == "switch", _leaf_width(pic, peer) if leaf else 0)
+        (down if below else up).append(cell)
     stopped = pic.stopped(name)
     grudge = pic.grudge(name)
     fill = _STOPPED_FILL if stopped else _FILL.get(kind, "#ffffff")

@@ -217,3 +217,25 @@ def test_cli_draws_a_file_or_a_builtin_without_root(tmp_path: Path) -> None:
                           (["lab", "graph"], b"one of them")):
         res = nobody(argv)
         assert res.returncode == 2 and message in res.stderr and b"hint:" in res.stderr, (argv, res.stderr)
+
+
+@needs_dot
+@pytest.mark.parametrize("case", [("single", 12), ("single", 30), ("tree", 1, 16), ("leafspine", 2, 3, 4)],
+                         ids=lambda c: ",".join(map(str, c)))
+def test_each_leaf_hangs_straight_under_its_port(case: tuple[object, ...], tmp_path: Path) -> None:
+    """A switch with many hosts drew its narrow row of ports over a wide row of hosts: the edges fanned out
+    and crossed, so nobody could tell which port leads to which host (single,30, seen by a user). Each host
+    now sits under its own port: every edge to a host runs (nearly) straight down, and no two cross."""
+    plan = plan_of(case)
+    lay = layout(dot_text(plan))
+    kinds = {n.name: n.kind for n in plan.nodes}
+    spans = []
+    for tail, head, pts in lay.edges:
+        if "host" not in (kinds[tail], kinds[head]):
+            continue
+        xs = [x for x, _ in pts]
+        assert max(xs) - min(xs) < 4, (tail, head, max(xs) - min(xs))  # points: straight down
+        spans.append(min(xs))
+    assert len(spans) == sum(1 for k in kinds.values() if k == "host")
+    assert len({round(x) for x in spans}) == len(spans)  # vertical at distinct places: none crosses another
+    check_picture(plan, None, tmp_path)  # and still no overlaps, no edge through a node
