@@ -185,7 +185,14 @@ def link(args: argparse.Namespace) -> int:
         return _done(args, f"lab {args.name}: link {args.a}-{args.b} flapped {args.count} times, now up",
                      {**result, "count": args.count, "period": args.period, "state": "up"})
     fl.link_state(lab, args.a, args.b, args.action == "up", args.iface)
-    return _done(args, f"lab {args.name}: link {args.a}-{args.b} {args.action}", {**result, "state": args.action})
+    what = f"lab {args.name}: link {args.a}-{args.b} {args.action}"
+    stopped = sorted(set(fl.load_state(lab.name).stopped) & {args.a, args.b}) if args.action == "up" else []
+    if stopped:  # a stopped node's interfaces stay down until it starts: say so, not just "up"
+        what += (f" (but {' and '.join(stopped)} {'is' if len(stopped) == 1 else 'are'} stopped: "
+                 f"{'its end comes' if len(stopped) == 1 else 'their ends come'} up with "
+                 + " and ".join(f"'nslab lab node {args.name} {n} start'" for n in stopped) + ")")
+        result["stopped"] = stopped
+    return _done(args, what, {**result, "state": args.action})
 
 
 def node(args: argparse.Namespace) -> int:

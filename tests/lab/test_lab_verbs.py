@@ -147,6 +147,8 @@ def test_write_verbs_print_result_objects(name: str) -> None:
     assert run("link", name, "h1", "s1", "up")["faults"] == []
     out = run("node", name, "h3", "stop")
     assert out["frozen"] == 0 and out["faults"][0]["fault"] == "node-stopped"  # type: ignore[index]
+    out = run("link", name, "h3", "s1", "up")  # the node stays stopped: its end stays down, and it says so
+    assert out["stopped"] == ["h3"] and out["faults"][0]["fault"] == "node-stopped", out  # type: ignore[index]
     assert run("node", name, "h3", "start")["faults"] == []
     out = run("partition", name, "h1", "h2,h3")
     assert out["groups"] == [["h1"], ["h2", "h3"]] and len(out["faults"]) == 3  # type: ignore[arg-type]
