@@ -10,7 +10,8 @@ dev=0
 # Runtime: iproute2 (ip netns exec semantics for run_full), iputils-ping (the lab demo), nftables
 # (partitions and loss), graphviz (lab graph --format svg), libpcap (capture filters), python3-venv
 # (Debian's python3 lacks venv).
-# Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3, etcd.
+# Tests also use oracles nobody here wrote: net-tools ifconfig, tshark, iperf3, etcd; zsh and fish check the
+# completions nslab generates.
 need=()
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
@@ -22,6 +23,8 @@ if [ "$dev" = 1 ]; then
   command -v ifconfig >/dev/null || need+=(net-tools)
   command -v tshark >/dev/null || need+=(tshark)
   command -v iperf3 >/dev/null || need+=(iperf3)
+  command -v zsh >/dev/null || need+=(zsh)  # the generated completions' syntax is checked by the shells
+  command -v fish >/dev/null || need+=(fish)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
