@@ -1,7 +1,7 @@
 """A real distributed program under partition: a 3-member etcd cluster in an nslab lab.
 
 Run as root (python examples/etcd_partition.py). It needs etcd and etcdctl: on PATH, or unpacked into
-.cache/etcd by `scripts/bootstrap.sh --dev`. docs/tutorial-etcd.md walks through it; tests/lab/test_etcd.py
+.cache/etcd by `scripts/bootstrap.sh --dev`. docs/tutorial-etcd.md walks through it; tests/kernel/test_etcd.py
 asserts the same promises.
 """
 

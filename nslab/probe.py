@@ -5,7 +5,7 @@ Every probe can run inside a named namespace (`netns=`): the sockets are created
 thread that has entered it, through `nslab.kernel.netns.run_in_netns`; a socket stays in the namespace it
 was created in, so the I/O itself then runs on the caller's thread (Ctrl-C keeps working).
 
-What the kernel answers, measured (Linux, see tests/test_probe.py):
+What the kernel answers, measured (Linux, see tests/kernel/test_probe.py):
 
 - fresh namespace, `lo` DOWN: TCP or UDP `connect()` to 127.0.0.1 (or any IPv4 address) fails at once with
   ENETUNREACH "network is unreachable" (no route at all: the local table is empty while lo is down); to

@@ -24,6 +24,7 @@ RUN_ID = secrets.token_hex(3)
 RUN_PREFIX = f"{PREFIX}{RUN_ID}-"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
+LAB_DATA = os.path.join(TESTS, "lab")  # topology files of the tests: good/, bad/, graphs/
 NETNS_DIR = "/run/netns"
 
 

@@ -238,16 +238,17 @@ def test_vm_run_command_line_passes_the_exit_status() -> None:
 
 def test_in_slice_matches_node_ids_files_and_directories() -> None:
     class Item:
-        nodeid = "tests/lab/test_x.py::test_a[1]"
+        nodeid = "tests/kernel/test_x.py::test_a[1]"
 
         def get_closest_marker(self, name: str) -> None:
             return None
 
     item = Item()
-    for entry in ("tests/lab/test_x.py::test_a[1]", "tests/lab/test_x.py::test_a", "tests/lab/test_x.py", "tests/lab",
-                  "tests/lab/", "tests"):
+    for entry in ("tests/kernel/test_x.py::test_a[1]", "tests/kernel/test_x.py::test_a", "tests/kernel/test_x.py",
+                  "tests/kernel", "tests/kernel/", "tests"):
         assert tier.in_slice(item, [entry]), entry  # type: ignore[arg-type]
-    for entry in ("tests/lab/test_x.py::test_", "tests/la", "tests/lab/test_x", "tests/lab/test_y.py", "tests/lab/t"):
+    for entry in ("tests/kernel/test_x.py::test_", "tests/ker", "tests/kernel/test_x", "tests/kernel/test_y.py",
+                  "tests/kernel/t"):
         assert not tier.in_slice(item, [entry]), entry  # type: ignore[arg-type]
 
 

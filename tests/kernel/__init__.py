@@ -1,0 +1,1 @@
+"""Kernel tests: real namespaces, links and labs, checked against oracles nobody here wrote; they need root."""

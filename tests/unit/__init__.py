@@ -1,0 +1,1 @@
+"""Unit tests: pure parts (parsing, validation, planning, formatting, codec bytes), in-process, no root, fast."""
