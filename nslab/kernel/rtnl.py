@@ -330,7 +330,8 @@ def error_for(req: Request, exc: NetlinkError, netns_name: str | None) -> NslabE
     if exc.code == errno.ENODEV:
         return NotFoundError(text, "check the device name with 'nslab link show'")
     if exc.code == errno.EOPNOTSUPP and req.kind == RTM_NEWLINK and req.flags & NLM_F_CREATE:
-        return KernelError(text, exc.code, "this kernel lacks that link type (see 'nslab features')")
+        # Namespace.add_link turns "Unknown device type" into FeatureMissing naming the kind's module.
+        return KernelError(text, exc.code, "this kernel may lack that link type, or the device does not allow it")
     return KernelError(text, exc.code)
 
 
