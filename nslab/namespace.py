@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import KernelError, NotFoundError, NslabError, UsageError
+from .errors import NotFoundError, NslabError, UsageError
 from .kernel import linkkinds as _kinds
 from .kernel import netns as _netns
 from .kernel import procs as _procs
@@ -152,10 +152,11 @@ class Namespace:
                         resolved[o.param] = fds[-1]
                 try:
                     self.rtnl.do(k.request(name, resolved))
-                except KernelError as exc:
-                    if _kinds.lacks_kind(k, exc):
-                        raise _kinds.missing_kind(k, exc) from None
-                    raise
+                except NslabError as exc:
+                    err = _kinds.refusal(k, exc, params)
+                    if err is exc:
+                        raise
+                    raise err from None
             finally:
                 for fd in fds:
                     os.close(fd)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import FeatureMissing, KernelError, UsageError
+from ..errors import ExistsError, FeatureMissing, KernelError, NslabError, UsageError
 from .netlink import attr, attr_be16, attr_u8, attr_u16, attr_u32
 from .rtnl import Request, Rtnl, parse_ip
 
@@ -195,6 +195,16 @@ def missing_kind(k: LinkKind, exc: KernelError) -> FeatureMissing:
         f"load the module: 'modprobe {k.module}' as root on the host (a container cannot), or use a kernel "
         "that has it",
     )
+
+
+def refusal(k: LinkKind, exc: NslabError, params: Mapping[str, Any]) -> NslabError:
+    """The error to show for the kernel's refusal EXC of a create of kind K with (unresolved) PARAMS."""
+    if isinstance(exc, KernelError) and lacks_kind(k, exc):
+        return missing_kind(k, exc)
+    if k.name == "vlan" and isinstance(exc, ExistsError) and "VLAN device already exists" in exc.message:
+        return ExistsError(exc.message, f"{params.get('lower')} already has a vlan with id {params.get('vid')}: "
+                                        "delete that one or use another id")
+    return exc
 
 
 def kind(name: str) -> LinkKind:
