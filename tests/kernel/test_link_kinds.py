@@ -53,7 +53,8 @@ def same_json_as_ip(cli: Cli, ns: Namespace, dev: str) -> None:
 
 def same_text_as_ip(cli: Cli, ns: Namespace) -> None:
     """`nslab link show` against `ip -d link show`: the head line as ip prints it, less the fields nslab leaves
-    out (qdisc, mode, group), the link/ line as ip prints it, then the kind (the first word of ip -d's line)."""
+    out (qdisc, mode, group), the link/ line as ip prints it, then the kind as ip -d's line starts (a vlan's
+    with its protocol and id)."""
     mine = ok(cli("-n", _name(ns), "link", "show")).out.splitlines()
     theirs = ip(_name(ns), "-d", "link", "show").stdout.splitlines()
     want: list[str] = []
@@ -63,9 +64,9 @@ def same_text_as_ip(cli: Cli, ns: Namespace) -> None:
         elif line.startswith("    link/"):
             want.append(re.sub(r" (promiscuity|allmulti|minmtu|maxmtu) .*", "", line))
         elif want and want[-1].startswith("    link/") and re.match(r"^    [a-z]", line):
-            kind = line.split()[0]
-            if kind in ("veth", "dummy", "vlan", "wireguard", "bridge"):
-                want.append(f"    {kind}")
+            words = line.split()
+            if words[0] in ("veth", "dummy", "vlan", "wireguard", "bridge"):
+                want.append("    " + " ".join(words[:5] if words[0] == "vlan" else words[:1]))
     assert mine == want, "\n".join(difflib.unified_diff(want, mine, "ip -d (less)", "nslab", lineterm=""))
 
 

@@ -135,7 +135,9 @@ def test_link_dump_of_the_kinds_decodes_as_ip_shows_it(kernel: str) -> None:
             ip["linkinfo"]["info_kind"], ip["mtu"], ip["link_type"], ip.get("address"),
             [f for f in ip["flags"] if f != "M-DOWN"], ip["operstate"]), name
         assert (names.get(lk.link_index) if lk.link_index else None) == ip.get("link"), name
-    assert shown["d0.7"]["linkinfo"]["info_data"]["protocol"] == "802.1ad"
-    assert shown["v0.10"]["linkinfo"]["info_data"] == {**shown["v0.10"]["linkinfo"]["info_data"], "protocol": "802.1Q",
-                                                        "id": 10}
+    for name, want in (("v0.10", {"protocol": "802.1Q", "id": 10}), ("d0.7", {"protocol": "802.1ad", "id": 7})):
+        theirs = shown[name]["linkinfo"]["info_data"]
+        assert dict(mine[name].info_data) == {k: theirs[k] for k in want} == want, name
+        assert mine[name].to_json()["info_data"] == want
+    assert all(not mine[n].info_data for n in ("d0", "wg0", "v0"))
     assert mine["wg0"].link_type == "none" and mine["wg0"].address is None  # a layer-3 device: no MAC
