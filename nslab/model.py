@@ -92,6 +92,9 @@ class Link:
     broadcast: str | None = None
     txqlen: int = 0
     kind: str | None = None  # IFLA_INFO_KIND: veth, bridge, vxlan, macvlan, tun, ...
+    # The kind's details nslab decodes, in ip -d's order and ip -j -d's linkinfo.info_data names (vlan:
+    # protocol, id); empty for the others.
+    info_data: tuple[tuple[str, str | int], ...] = ()
     master: str | None = None
     master_index: int | None = None
     link_index: int | None = None  # IFLA_LINK (veth peer index, lower device)
@@ -124,6 +127,8 @@ class Link:
         out["txqlen"] = self.txqlen
         if self.kind:
             out["kind"] = self.kind
+        if self.info_data:
+            out["info_data"] = dict(self.info_data)
         if self.link_index is not None:
             out["link_index"] = self.link_index
         if self.link_netnsid is not None:

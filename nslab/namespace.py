@@ -150,7 +150,13 @@ class Namespace:
                     if other != self.name:
                         fds.append(_netns.open_fd(other) if other else os.open("/proc/self/ns/net", os.O_RDONLY))
                         resolved[o.param] = fds[-1]
-                self.rtnl.do(k.request(name, resolved))
+                try:
+                    self.rtnl.do(k.request(name, resolved))
+                except NslabError as exc:
+                    err = _kinds.refusal(k, exc, params)
+                    if err is exc:
+                        raise
+                    raise err from None
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -182,6 +188,20 @@ class Namespace:
 
     def add_tap(self, name: str) -> LinkHandle:
         return self.add_link("tap", name)
+
+    def add_dummy(self, name: str, mtu: int | None = None) -> LinkHandle:
+        """A dummy device (module dummy): an interface that drops what it is sent, for addresses and routes."""
+        return self.add_link("dummy", name, mtu=mtu)
+
+    def add_vlan(self, name: str, lower: str, vid: int, protocol: str | None = None,
+                 mtu: int | None = None) -> LinkHandle:
+        """An 802.1Q (or, with protocol="802.1ad", QinQ outer) VLAN device on LOWER (module 8021q)."""
+        return self.add_link("vlan", name, lower=lower, vid=vid, protocol=protocol, mtu=mtu)
+
+    def add_wireguard(self, name: str, mtu: int | None = None) -> LinkHandle:
+        """A WireGuard device (module wireguard), without keys or peers: nslab does not configure those (wg(8)
+        does, over the "wireguard" generic netlink family)."""
+        return self.add_link("wireguard", name, mtu=mtu)
 
     def _add_tap(self, name: str) -> None:
         from .errors import ExistsError

@@ -50,9 +50,9 @@ def link_lines(lk: Link, index: Index | None = None, netns_names: dict[int, str]
                      f" link-netnsid {lk.link_netnsid}" if lk.link_netnsid >= 0 else " link-netnsid unknown")
         out.append(line)
     else:
-        out.append(f"    link/{lk.link_type}")
+        out.append(f"    link/{lk.link_type} ")  # ip prints "link/TYPE " and then the address, if any
     if lk.kind:
-        out.append(f"    {lk.kind}")
+        out.append(" ".join([f"    {lk.kind}", *(f"{k} {v}" for k, v in lk.info_data)]))  # ip -d's first words
     return out
 
 

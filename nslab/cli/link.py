@@ -179,7 +179,8 @@ def _check_alias(text: str) -> str:
 
 
 def _add_usage() -> str:
-    return "create a device: NAME " + " | ".join(f"type {k.name} {k.usage}".rstrip() for k in KINDS.values())
+    return ("create a device: NAME " + " | ".join(f"type {k.name} {k.usage}".rstrip() for k in KINDS.values())
+            + "; ip's order works too: link DEV name NAME type ...")
 
 
 def _read(w: Words, o: Opt) -> str:
@@ -201,13 +202,38 @@ def _own(kind: LinkKind | None, word: str) -> Opt | None:
     return next((o for o in (*kind.opts, *COMMON) if o.word == word), None)
 
 
+def _name_and_words(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The device's name and the other words, in ip's two orders: `add NAME ...` and `add link DEV name NAME
+    ...` (`name NAME` in any key's place; a device called link or name is then written `name link`)."""
+    words = list(args.words)
+    name: str | None = args.name
+    if name in ("link", "name") and words:
+        words, name = [name, *words], None
+    rest: list[str] = []
+    i = 0
+    while i < len(words):  # every word is a key with one value: name's value is never another key's
+        key, value = words[i], words[i + 1:i + 2]
+        if key == "name":
+            given = Words(value, f"link add {name or ''}".rstrip()).name("name", "device name", check_ifname)
+            if name is not None:
+                raise UsageError(f"link add {name}: a second name {given!r}", "give the device's name once")
+            name = given
+        else:
+            rest += [key, *value]
+        i += 2
+    if name is None:
+        raise UsageError("link add: no device name", "add 'name NAME' (or write it first: 'link add NAME type ...')")
+    return name, rest
+
+
 def add(args: argparse.Namespace) -> int:
-    context = f"link add {args.name}"
-    w = Words(args.words, context)
+    name, words = _name_and_words(args)
+    context = f"link add {name}"
+    w = Words(words, context)
     by_word: dict[str, Opt] = {}
     for o in (*(o for k in KINDS.values() for o in k.opts), *COMMON):
         by_word.setdefault(o.word, o)  # kinds may share a word (vxlan's id, vlan's id) with other rules
-    keys = ["type", *by_word]
+    keys = ["type", "name", *by_word]  # name: taken out before (_name_and_words), listed for the hints
     kind_name = None
     opts: dict[str, str] = {}
     read_as: dict[str, Opt] = {}
@@ -249,7 +275,7 @@ def add(args: argparse.Namespace) -> int:
     for o in kind.opts:
         if o.check is not None and o.word in opts:
             o.check(opts[o.word])
-    target_ns(args).add_link(kind_name, args.name, **params)
+    target_ns(args).add_link(kind_name, name, **params)
     return 0
 
 

@@ -9,12 +9,14 @@ in KINDS (and its tests).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import UsageError
-from .netlink import attr, attr_be16, attr_u8, attr_u32
+from ..errors import ExistsError, FeatureMissing, KernelError, NslabError, UsageError
+from .netlink import attr, attr_be16, attr_u8, attr_u16, attr_u32
 from .rtnl import Request, Rtnl, parse_ip
 
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL = 1, 2, 3, 4
@@ -22,6 +24,8 @@ IFLA_VXLAN_TTL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 5, 7, 15
 IFLA_VXLAN_GROUP6, IFLA_VXLAN_LOCAL6 = 16, 17
 IFLA_MACVLAN_MODE = 1
 MACVLAN_MODES = {"private": 1, "vepa": 2, "bridge": 4, "passthru": 8, "source": 16}
+IFLA_VLAN_ID, IFLA_VLAN_PROTOCOL = 1, 5
+VLAN_PROTOCOLS = {"802.1Q": 0x8100, "802.1ad": 0x88A8}  # iproute2's names (ll_proto_a2n), any case
 
 # How the CLI reads an option's value: a device name, a namespace name, an IP address (no zone id), an
 # integer in [lo, hi], or plain text.
@@ -56,6 +60,7 @@ class LinkKind:
     data_mtu: bool = False  # the data encoder takes the mtu too (a veth's peer gets the same)
     netlink: bool = True  # False: created by another door (tap: TUNSETIFF), options limited to mtu
     defaults: Mapping[str, Any] = field(default_factory=dict)  # data keywords always given
+    module: str = ""  # the kernel module that provides the kind, named when the kernel lacks it
 
     def request(self, name: str, params: Mapping[str, Any]) -> Request:
         """The create request of a device NAME of this kind, from resolved PARAMS (Opt.param -> value: ifindexes
@@ -113,6 +118,22 @@ def macvlan_data(mode: str) -> bytes:
     return attr_u32(IFLA_MACVLAN_MODE, macvlan_mode(mode))
 
 
+def vlan_protocol(text: str) -> int:
+    for name, number in VLAN_PROTOCOLS.items():
+        if text.lower() == name.lower():
+            return number
+    raise UsageError(f"invalid vlan protocol {text!r}", "use 802.1Q (the default) or 802.1ad (QinQ's outer tag)")
+
+
+def vlan_data(vid: int, protocol: str | None = None) -> bytes:
+    if not 0 <= vid < 4095:
+        raise UsageError(f"invalid VLAN id {vid}", "use a VLAN id from 0 to 4094")
+    data = attr_u16(IFLA_VLAN_ID, vid)
+    if protocol is not None:
+        data += attr_be16(IFLA_VLAN_PROTOCOL, vlan_protocol(protocol))
+    return data
+
+
 def _vxlan_ip(text: str) -> object:
     return parse_ip(text, "VXLAN address")
 
@@ -122,9 +143,9 @@ KINDS: dict[str, LinkKind] = {k.name: k for k in (
         Opt("peer", "peer", "ifname", "peer name", required=("a veth needs a peer name", "add 'peer PEERNAME'"),
             data="peer"),
         Opt("peer-netns", "peer_ns", "netns", resolve="netns_fd", data="netns_fd"),
-    ), data=Rtnl.veth_peer, data_mtu=True),
-    LinkKind("bridge", ""),
-    LinkKind("tap", "", mtu="after", netlink=False),
+    ), data=Rtnl.veth_peer, data_mtu=True, module="veth"),
+    LinkKind("bridge", "", module="bridge"),
+    LinkKind("tap", "", mtu="after", netlink=False, module="tun"),
     LinkKind("vxlan", "id VNI [remote IP|group IP] [local IP] [dev DEV] [dstport P]", (
         Opt("id", "vni", "int", lo=0, hi=(1 << 24) - 1, unit="vni",
             required=("a vxlan needs an id", "add 'id VNI' (0-16777215)"), data="vni"),
@@ -133,13 +154,57 @@ KINDS: dict[str, LinkKind] = {k.name: k for k in (
         Opt("local", "local", "ip", "VXLAN address", check=_vxlan_ip, data="local"),
         Opt("dev", "dev", "ifname", "device name", resolve="ifindex", data="dev"),
         Opt("dstport", "port", "int", lo=1, hi=65535, unit="port", data="port"),
-    ), data=vxlan_data),
+    ), data=vxlan_data, module="vxlan"),
     LinkKind("macvlan", "link DEV [mode M]", (
         Opt("link", "lower", "ifname", "lower device name",
             required=("a macvlan needs its lower device", "add 'link DEV'"), resolve="ifindex", attr="lower"),
         Opt("mode", "mode", check=macvlan_mode, data="mode"),
-    ), data=macvlan_data, defaults={"mode": "bridge"}),
+    ), data=macvlan_data, defaults={"mode": "bridge"}, module="macvlan"),
+    LinkKind("dummy", "", module="dummy"),
+    LinkKind("vlan", "link DEV id VID [protocol 802.1Q|802.1ad]", (
+        Opt("link", "lower", "ifname", "lower device name",
+            required=("a vlan needs its lower device", "add 'link DEV'"), resolve="ifindex", attr="lower"),
+        Opt("id", "vid", "int", lo=0, hi=4094, unit="vid", required=("a vlan needs an id", "add 'id VID' (0-4094)"),
+            data="vid"),
+        Opt("protocol", "protocol", check=vlan_protocol, data="protocol"),
+    ), data=vlan_data, module="8021q"),
+    # Keys and peers are set through the "wireguard" generic netlink family (wg(8)), which nslab does not drive.
+    LinkKind("wireguard", "", module="wireguard"),
 )}
+
+
+UNKNOWN_TYPE = "Unknown device type"  # rtnl_newlink's extended ack when no module provides the kind
+
+
+def lacks_kind(k: LinkKind, exc: KernelError) -> bool:
+    """Whether a create of kind K failed because this kernel has no such kind (EOPNOTSUPP, "Unknown device
+    type"), not for another reason given with the same code (a vlan on lo: "VLANs not supported on device")."""
+    if exc.errno != errno.EOPNOTSUPP:
+        return False
+    if exc.message.endswith(UNKNOWN_TYPE):
+        return True
+    # A kernel that sends no extended ack: the kind is missing if its module is not loaded (the kernel would
+    # have loaded it on demand).
+    return exc.message.endswith(os.strerror(errno.EOPNOTSUPP)) and bool(k.module) and \
+        not os.path.exists(f"/sys/module/{k.module}")
+
+
+def missing_kind(k: LinkKind, exc: KernelError) -> FeatureMissing:
+    return FeatureMissing(
+        f"{exc.message}: this kernel has no {k.name} links (module {k.module})",
+        f"load the module: 'modprobe {k.module}' as root on the host (a container cannot), or use a kernel "
+        "that has it",
+    )
+
+
+def refusal(k: LinkKind, exc: NslabError, params: Mapping[str, Any]) -> NslabError:
+    """The error to show for the kernel's refusal EXC of a create of kind K with (unresolved) PARAMS."""
+    if isinstance(exc, KernelError) and lacks_kind(k, exc):
+        return missing_kind(k, exc)
+    if k.name == "vlan" and isinstance(exc, ExistsError) and "VLAN device already exists" in exc.message:
+        return ExistsError(exc.message, f"{params.get('lower')} already has a vlan with id {params.get('vid')}: "
+                                        "delete that one or use another id")
+    return exc
 
 
 def kind(name: str) -> LinkKind:

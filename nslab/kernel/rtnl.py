@@ -168,6 +168,20 @@ def flag_names(flags: int) -> tuple[str, ...]:
     return tuple(out)
 
 
+_VLAN_PROTOCOLS = {0x8100: "802.1Q", 0x88A8: "802.1ad"}
+
+
+def _vlan_info(data: dict[int, bytes]) -> tuple[tuple[str, str | int], ...]:
+    """A vlan's IFLA_INFO_DATA as ip -d prints it: protocol, then id (IFLA_VLAN_PROTOCOL 5, IFLA_VLAN_ID 1)."""
+    out: list[tuple[str, str | int]] = []
+    if 5 in data:
+        proto = struct.unpack("!H", data[5][:2])[0]
+        out.append(("protocol", _VLAN_PROTOCOLS.get(proto, f"0x{proto:04x}")))
+    if 1 in data:
+        out.append(("id", struct.unpack("=H", data[1][:2])[0]))
+    return tuple(out)
+
+
 def decode_link(msg: Message) -> Link:
     _fam, ltype, index, flags, _chg = _IFINFO.unpack_from(msg.body)
     a = parse_attrs(msg.body, _IFINFO.size)
@@ -176,10 +190,13 @@ def decode_link(msg: Message) -> Link:
         return struct.unpack("=I", a[k][:4])[0] if k in a else None
 
     kind = None
+    info_data: tuple[tuple[str, str | int], ...] = ()
     if IFLA_LINKINFO in a:
         info = parse_attrs(a[IFLA_LINKINFO])
         if IFLA_INFO_KIND in info:
             kind = attr_text(info[IFLA_INFO_KIND])
+        if kind == "vlan" and IFLA_INFO_DATA in info:
+            info_data = _vlan_info(parse_attrs(info[IFLA_INFO_DATA]))
     operstate = a.get(IFLA_OPERSTATE, b"\0")[0]
     link_index = u32(IFLA_LINK)
     return Link(
@@ -194,6 +211,7 @@ def decode_link(msg: Message) -> Link:
         broadcast=_mac(a[IFLA_BROADCAST]) if IFLA_BROADCAST in a else None,
         txqlen=u32(IFLA_TXQLEN) or 0,
         kind=kind,
+        info_data=info_data,
         master_index=u32(IFLA_MASTER),
         link_index=link_index or None,
         link_netnsid=struct.unpack("=i", a[IFLA_LINK_NETNSID][:4])[0] if IFLA_LINK_NETNSID in a else None,
@@ -330,7 +348,8 @@ def error_for(req: Request, exc: NetlinkError, netns_name: str | None) -> NslabE
     if exc.code == errno.ENODEV:
         return NotFoundError(text, "check the device name with 'nslab link show'")
     if exc.code == errno.EOPNOTSUPP and req.kind == RTM_NEWLINK and req.flags & NLM_F_CREATE:
-        return KernelError(text, exc.code, "this kernel lacks that link type (see 'nslab features')")
+        # Namespace.add_link turns "Unknown device type" into FeatureMissing naming the kind's module.
+        return KernelError(text, exc.code, "this kernel may lack that link type, or the device does not allow it")
     return KernelError(text, exc.code)
 
 

@@ -50,7 +50,8 @@ def test_cli_help_lists_every_kind() -> None:
 @pytest.mark.parametrize("kind", [k for k, v in linkkinds.KINDS.items() if v.netlink])
 def test_each_netlink_kind_builds_a_request_naming_its_kind(kind: str) -> None:
     k = linkkinds.KINDS[kind]
-    examples: dict[str, dict[str, object]] = {"veth": {"peer": "p0"}, "vxlan": {"vni": 5}, "macvlan": {"lower": 7}}
+    examples: dict[str, dict[str, object]] = {"veth": {"peer": "p0"}, "vxlan": {"vni": 5}, "macvlan": {"lower": 7},
+                                          "vlan": {"lower": 7, "vid": 5}}
     params = examples.get(kind, {})
     req = k.request("x0", params)
     attrs = parse_attrs(req.payload, 16)
