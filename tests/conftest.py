@@ -1,4 +1,5 @@
-"""Shared fixtures: root-only `kernel` tests, throw-away namespaces, the `ip -j` oracle, the CLI in-process.
+"""Shared fixtures: throw-away namespaces, the `ip -j` oracle, the CLI in-process (root-only `kernel` tests:
+tests/layout.py).
 
 Namespaces made here are named `nslabt-<run>-<n>`; they are always deleted at teardown, by exact name,
 killing only the processes inside them. A session check fails loudly if one of ours survives.
@@ -18,7 +19,9 @@ from typing import Any
 
 import pytest
 
-ROOT_REASON = "kernel tests need root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+pytest.register_assert_rewrite("layout")  # a plugin below, imported here first
+from layout import ROOT_REASON, is_root  # noqa: E402  (the tests import both from here)
+
 PREFIX = "nslabt-"
 RUN_ID = secrets.token_hex(3)
 RUN_PREFIX = f"{PREFIX}{RUN_ID}-"
@@ -28,27 +31,16 @@ LAB_DATA = os.path.join(TESTS, "lab")  # topology files of the tests: good/, bad
 NETNS_DIR = "/run/netns"
 
 
-# The VM tier (docs/vm-tier.md): markers needs(...) and vm, and one guest for the tests that need it.
-pytest_plugins = ["vm.tier"]
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
+# The test layout (tests/layout.py: tests/kernel is marked kernel, tests/unit and tests/system may not need
+# root, kernel tests skip without root), and the VM tier (docs/vm-tier.md: markers needs(...) and vm, and one
+# guest for the tests that need it).
+pytest_plugins = ["layout", "vm.tier"]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     if is_root():
         return f"nslab kernel tests: enabled (root); namespaces named {RUN_PREFIX}N"
     return f"nslab kernel tests: SKIPPED — {ROOT_REASON}"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if is_root():
-        return
-    skip = pytest.mark.skip(reason=ROOT_REASON)
-    for item in items:
-        if "kernel" in item.keywords:
-            item.add_marker(skip)
 
 
 # ---- namespaces ---------------------------------------------------------------------------------
