@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,25 +61,30 @@ def _ours_left() -> list[str]:
         return []
 
 
-def _pids_in(name: str) -> list[int]:
-    """Processes whose network namespace is the one mounted on /run/netns/NAME (an independent walk)."""
-    try:
-        st = os.stat(os.path.join(NETNS_DIR, name))
-    except FileNotFoundError:
-        return []
-    want = (st.st_dev, st.st_ino)
-    me = os.getpid()
+def pids_in(namespaces: Collection[tuple[int, int]]) -> list[int]:
+    """Processes whose network namespace is one of NAMESPACES, given as (st_dev, st_ino): a walk of /proc
+    independent of nslab's. The caller keeps those namespaces alive (an fd, a mount) while it asks, or a
+    freed inode number may be a new namespace's."""
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit():
             continue
         try:
             s = os.stat(f"/proc/{entry}/ns/net")
         except OSError:
             continue
-        if (s.st_dev, s.st_ino) == want:
+        if (s.st_dev, s.st_ino) in namespaces:
             out.append(int(entry))
     return out
+
+
+def _pids_in(name: str) -> list[int]:
+    """Processes (but this one) in the namespace mounted on /run/netns/NAME."""
+    try:
+        st = os.stat(os.path.join(NETNS_DIR, name))
+    except FileNotFoundError:
+        return []
+    return [pid for pid in pids_in({(st.st_dev, st.st_ino)}) if pid != os.getpid()]
 
 
 def _destroy(name: str) -> None:
