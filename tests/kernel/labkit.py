@@ -26,7 +26,7 @@ from conftest import NETNS_DIR, lab_name
 from nslab import faults as fl
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
-from nslab.services import remove_logs
+from nslab.services import log_dir, remove_logs
 
 MADE: list[str] = []  # every lab name new_lab_name() gave in this process
 TEST_LAB = re.compile(r"t[0-9a-f]{6}")
@@ -107,9 +107,11 @@ def force_remove(lab: str) -> None:
 
 
 def leftovers(lab: str, lock: bool = False) -> list[str]:
-    """What of LAB is still there: namespaces, state record (and lock file, with lock=True), fault record."""
+    """What of LAB is still there: namespaces, state record (and lock file, with lock=True), fault record,
+    service logs."""
     faults = os.path.join(fl.FAULT_DIR, f"{lab}.json")
-    return entries(lab) + state_files(lab, lock) + ([faults] if os.path.exists(faults) else [])
+    logs = str(log_dir(lab))
+    return entries(lab) + state_files(lab, lock) + [p for p in (faults, logs) if os.path.exists(p)]
 
 
 @contextmanager
