@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import importlib
+import importlib.util
 import os
 import re
 from types import ModuleType
@@ -41,7 +42,13 @@ def documented() -> dict[str, list[str]]:
 
 
 def resolve(dotted: str) -> object:
-    """The module DOTTED, or the attribute it names under the longest importable module prefix."""
+    """The module DOTTED, or the attribute it names under the longest importable module prefix. nslab.__main__
+    runs the CLI when imported: it is found, not imported."""
+    if dotted == "nslab.__main__":
+        spec = importlib.util.find_spec(dotted)
+        if spec is None:
+            raise ModuleNotFoundError(dotted)
+        return spec
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:
