@@ -1,4 +1,5 @@
-"""Shared fixtures: root-only `kernel` tests, throw-away namespaces, the `ip -j` oracle, the CLI in-process.
+"""Shared fixtures: throw-away namespaces, the `ip -j` oracle, the CLI in-process (root-only `kernel` tests:
+tests/layout.py).
 
 Namespaces made here are named `nslabt-<run>-<n>`; they are always deleted at teardown, by exact name,
 killing only the processes inside them. A session check fails loudly if one of ours survives.
@@ -12,13 +13,15 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-ROOT_REASON = "kernel tests need root (network namespaces need CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+pytest.register_assert_rewrite("layout")  # a plugin below, imported here first
+from layout import ROOT_REASON, is_root  # noqa: E402  (the tests import both from here)
+
 PREFIX = "nslabt-"
 RUN_ID = secrets.token_hex(3)
 RUN_PREFIX = f"{PREFIX}{RUN_ID}-"
@@ -28,27 +31,16 @@ LAB_DATA = os.path.join(TESTS, "lab")  # topology files of the tests: good/, bad
 NETNS_DIR = "/run/netns"
 
 
-# The VM tier (docs/vm-tier.md): markers needs(...) and vm, and one guest for the tests that need it.
-pytest_plugins = ["vm.tier"]
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0
+# The test layout (tests/layout.py: tests/kernel is marked kernel, tests/unit and tests/system may not need
+# root, kernel tests skip without root), and the VM tier (docs/vm-tier.md: markers needs(...) and vm, and one
+# guest for the tests that need it).
+pytest_plugins = ["layout", "vm.tier"]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     if is_root():
         return f"nslab kernel tests: enabled (root); namespaces named {RUN_PREFIX}N"
     return f"nslab kernel tests: SKIPPED — {ROOT_REASON}"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if is_root():
-        return
-    skip = pytest.mark.skip(reason=ROOT_REASON)
-    for item in items:
-        if "kernel" in item.keywords:
-            item.add_marker(skip)
 
 
 # ---- namespaces ---------------------------------------------------------------------------------
@@ -69,25 +61,30 @@ def _ours_left() -> list[str]:
         return []
 
 
-def _pids_in(name: str) -> list[int]:
-    """Processes whose network namespace is the one mounted on /run/netns/NAME (an independent walk)."""
-    try:
-        st = os.stat(os.path.join(NETNS_DIR, name))
-    except FileNotFoundError:
-        return []
-    want = (st.st_dev, st.st_ino)
-    me = os.getpid()
+def pids_in(namespaces: Collection[tuple[int, int]]) -> list[int]:
+    """Processes whose network namespace is one of NAMESPACES, given as (st_dev, st_ino): a walk of /proc
+    independent of nslab's. The caller keeps those namespaces alive (an fd, a mount) while it asks, or a
+    freed inode number may be a new namespace's."""
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit():
             continue
         try:
             s = os.stat(f"/proc/{entry}/ns/net")
         except OSError:
             continue
-        if (s.st_dev, s.st_ino) == want:
+        if (s.st_dev, s.st_ino) in namespaces:
             out.append(int(entry))
     return out
+
+
+def _pids_in(name: str) -> list[int]:
+    """Processes (but this one) in the namespace mounted on /run/netns/NAME."""
+    try:
+        st = os.stat(os.path.join(NETNS_DIR, name))
+    except FileNotFoundError:
+        return []
+    return [pid for pid in pids_in({(st.st_dev, st.st_ino)}) if pid != os.getpid()]
 
 
 def _destroy(name: str) -> None:

@@ -12,16 +12,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
 
 from nslab.capture import capture
 from nslab.errors import NotFoundError, UsageError
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
+
+from .labkit import LabFactory, capture_lab
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
@@ -55,32 +55,13 @@ def rss_kib() -> int:
 
 
 # ---- real labs ------------------------------------------------------------------------------------------
-def _take_down(lab: Lab) -> None:
-    """`down`, then (last resort) delete what is left by exact name: our random lab names only."""
-    try:
-        lab.down()
-    finally:
-        assert re.fullmatch(r"t[0-9a-f]{6}", lab.name)
-        for ns in (n for n in os.listdir("/run/netns") if n.startswith(f"{lab.name}-")):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        st.remove(lab.name)
+
+
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    name = lab_name()
-    lab = Lab.topo("single", 3, name=name)
-    try:
-        lab.up()
-        # Neighbours known and the IPv6 addresses settled: later captures see only the traffic a test makes.
-        for a, b in (("h1", "h2"), ("h1", "h3"), ("h2", "h3")):
-            lab[a].run(["ping", "-c1", "-W2", b], capture_output=True, check=True)
-        yield lab
-    finally:
-        _take_down(lab)
-        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")]
+def lab(module_labs: LabFactory) -> Lab:
+    return capture_lab(module_labs)
 
 
 def ping(lab: Lab, a: str, b: str, n: int = 3, *extra: str) -> None:

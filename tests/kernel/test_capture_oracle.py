@@ -6,81 +6,42 @@ between lab nodes (ping from one lab namespace to another), never from or to the
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
+from conftest import REPO, TESTS
+from system.test_capture_oracle import needs_tshark, tshark
 
 from nslab.capture import capture, link_points
 from nslab.errors import UsageError
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.testing import wait_until
 
-kernel = pytest.mark.kernel
-needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
-needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed "
-                                                                         "(apt-get install -y tshark)")
+from .labkit import LabFactory, capture_lab
+from .test_capture import CLI, cli_popen, kernel, needs_root, ping
 
 # The real CLI entry point, in a child process (Ctrl-C and exit codes as users see them).
-CLI = NSLAB_MAIN
 
 
-def cli_popen(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CLI, REPO, TESTS, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
-def tshark(path: Path, *fields: str, display: str | None = None) -> list[list[str]]:
-    cmd = ["tshark", "-r", str(path), "-T", "fields", *[a for f in fields for a in ("-e", f)]]
-    if display:
-        cmd += ["-Y", display]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, f"tshark could not read {path}: {out.stderr}"
-    return [line.split("\t") for line in out.stdout.splitlines()]
 
 
 # ---- real labs ------------------------------------------------------------------------------------------
-def _take_down(lab: Lab) -> None:
-    """`down`, then (last resort) delete what is left by exact name: our random lab names only."""
-    try:
-        lab.down()
-    finally:
-        assert re.fullmatch(r"t[0-9a-f]{6}", lab.name)
-        for ns in (n for n in os.listdir("/run/netns") if n.startswith(f"{lab.name}-")):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        st.remove(lab.name)
+
+
+
+
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    name = lab_name()
-    lab = Lab.topo("single", 3, name=name)
-    try:
-        lab.up()
-        # Neighbours known and the IPv6 addresses settled: later captures see only the traffic a test makes.
-        for a, b in (("h1", "h2"), ("h1", "h3"), ("h2", "h3")):
-            lab[a].run(["ping", "-c1", "-W2", b], capture_output=True, check=True)
-        yield lab
-    finally:
-        _take_down(lab)
-        assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")]
-
-
-def ping(lab: Lab, a: str, b: str, n: int = 3, *extra: str) -> None:
-    # -W: how long ping waits for a late reply (it exits as soon as all are in): bounded, generous under load.
-    out = lab[a].run(["ping", "-c", str(n), "-i", "0.05", "-W", "10", *extra, b], capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
+def lab(module_labs: LabFactory) -> Lab:
+    return capture_lab(module_labs)
 
 
 @kernel

@@ -9,17 +9,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import ROOT_REASON, is_root, lab_name
+from conftest import ROOT_REASON, is_root
 
 from nslab.checks import run_checks
 from nslab.cli.main import main
 from nslab.lab.lab import Lab
 from nslab.lab.topology import load_text
+
+from .labkit import LabFactory
 
 pytest_plugins = ["pytester"]
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
@@ -40,14 +41,8 @@ checks:
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    name = lab_name()
-    lab = Lab(load_text(TOPO.format(name=name), "checks-test.yaml"))
-    try:
-        lab.up()
-        yield lab
-    finally:
-        lab.down()
+def lab(labs: LabFactory) -> Lab:
+    return labs.add(Lab(load_text(TOPO.format(name=labs.name()), "checks-test.yaml")))
 
 
 def test_results_follow_the_network(lab: Lab) -> None:

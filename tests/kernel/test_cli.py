@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from conftest import CliResult, NetnsFactory, ip_netns_names, ipj, our_netns_names
+from unit.test_cli import _usage
 
 from nslab.namespace import Namespace
 
@@ -18,12 +19,6 @@ def _name(ns: Namespace) -> str:
     return ns.name
 
 
-def _usage(res: CliResult, *words: str) -> None:
-    assert res.rc == 2, res
-    assert res.err.startswith("nslab: ") and "hint:" in res.err, res.err
-    assert "Traceback" not in res.err
-    for w in words:
-        assert w in res.err, (w, res.err)
 
 
 # ---- in a namespace ------------------------------------------------------------------------------

@@ -5,22 +5,20 @@ Traffic stays between the test's namespaces."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import REPO, CliResult, NetnsFactory, ip, ipj, settled
+from system.test_cli_ip import NSLAB, _closed_pipe
 
 from nslab.kernel.netns import run_in_netns
 from nslab.namespace import Namespace
 
 Cli = Callable[..., CliResult]
-NSLAB = [sys.executable, "-m", "nslab"]
 
 
 def _name(ns: Namespace) -> str:
@@ -28,14 +26,6 @@ def _name(ns: Namespace) -> str:
     return ns.name
 
 
-def _closed_pipe(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
-    """Run nslab with a stdout whose reader is gone before it writes (`nslab ... | head -0`)."""
-    r, w = os.pipe()
-    os.close(r)
-    try:
-        return subprocess.run([*NSLAB, *argv], stdout=w, stderr=subprocess.PIPE, cwd=REPO, timeout=60)
-    finally:
-        os.close(w)
 
 
 # ---- the kernel, against ip ----------------------------------------------------------------------

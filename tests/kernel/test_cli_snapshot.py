@@ -12,51 +12,21 @@ argparse wraps help to the terminal width: COLUMNS is fixed at 100 for every sna
 
 from __future__ import annotations
 
-import difflib
-import os
 from collections.abc import Callable
 
 import pytest
-from conftest import REPO, CliResult, NetnsFactory
+from conftest import CliResult, NetnsFactory
+from system.test_cli_snapshot import _block, _columns, _compare  # noqa: F401  (_columns: the autouse fixture)
 
 from nslab.namespace import Namespace
 
 Cli = Callable[..., CliResult]
-SNAPSHOTS = os.path.join(REPO, "tests", "fixtures", "cli")
-UPDATE = os.environ.get("NSLAB_UPDATE_SNAPSHOTS") == "1"
 
 
-@pytest.fixture(autouse=True)
-def _columns(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "100")
 
 
-def _compare(name: str, text: str) -> None:
-    path = os.path.join(SNAPSHOTS, name)
-    if UPDATE:
-        os.makedirs(SNAPSHOTS, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        pytest.skip(f"snapshot {name} written; review its diff")
-    with open(path, encoding="utf-8") as f:
-        want = f.read()
-    if text != want:
-        diff = "".join(difflib.unified_diff(want.splitlines(True), text.splitlines(True), f"{name} (snapshot)",
-                                            f"{name} (now)"))
-        pytest.fail(f"the CLI output differs from tests/fixtures/cli/{name}:\n{diff}")
 
 
-def _block(cli: Cli, capsys: pytest.CaptureFixture[str], argv: list[str], ns: str | None = None) -> str:
-    try:
-        res = cli(*argv)
-        rc, out, err = res.rc, res.out, res.err
-    except SystemExit as exc:  # --help prints, then exits inside argparse
-        cap = capsys.readouterr()
-        rc, out, err = int(exc.code or 0), cap.out, cap.err
-    shown = " ".join(repr(a) if (not a or " " in a) else a for a in argv)
-    if ns is not None:
-        shown, out, err = (s.replace(ns, "NS") for s in (shown, out, err))
-    return f"=== nslab {shown}\n--- exit {rc}\n--- stdout\n{out}--- stderr\n{err}"
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,15 +19,6 @@ from .lab_oracle import converge, plan_differences, routes_of
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 
 
-@pytest.fixture
-def ring() -> Iterator[Lab]:
-    lab = Lab.topo("ring", 3, name=lab_name())
-    lab.up()
-    try:
-        yield lab
-    finally:
-        fl.forget(lab.name)
-        lab.down()
 
 
 def ip(ns: str, *args: str) -> None:

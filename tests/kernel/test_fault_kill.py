@@ -2,7 +2,7 @@
 leave no nslab rule in any node (`nft list ruleset`, `tc -j qdisc`: the oracles) and the full matrix (issue 9 §2:
 the record was written after the rules, so heal said "no partitions" while nodes still dropped traffic).
 
-One lab for the module; the CLI runs in a child process (as a user runs it), killed with SIGKILL.
+One ring lab per test (conftest's `ring`); the CLI runs in a child process (as a user runs it), killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name, nslab_subprocess
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, nslab_subprocess
 
 from nslab import faults as fl
 from nslab.lab.lab import Lab
@@ -27,17 +26,9 @@ from .lab_oracle import converge, nslab_rules_left, plan_differences
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 TRIALS = 6
+RING_ROUTERS = 6  # conftest's ring fixture: a ring,6 lab for each test
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    lab = Lab.topo("ring", 6, name=lab_name())
-    lab.up()
-    try:
-        yield lab
-    finally:
-        fl.forget(lab.name)
-        lab.down()
 
 
 def spawn(argv: list[str]) -> subprocess.Popen[bytes]:
@@ -79,7 +70,8 @@ def run_ok(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("verb", ["partition", "impair"])
-def test_kill_then_undo_leaves_no_rule(lab: Lab, verb: str) -> None:
+def test_kill_then_undo_leaves_no_rule(ring: Lab, verb: str) -> None:
+    lab = ring
     hosts = [n.name for n in lab.plan.nodes if n.kind == "host"]
     routers = [n.name for n in lab.plan.nodes if n.kind == "router"]
     if verb == "partition":
@@ -127,10 +119,11 @@ def test_kill_then_undo_leaves_no_rule(lab: Lab, verb: str) -> None:
     assert r4.ok and r6.ok, r4.matrix_text() + r6.matrix_text()
 
 
-def test_heal_after_a_cut_off_change_waits_for_its_last_nft(lab: Lab, tmp_path: Path) -> None:
+def test_heal_after_a_cut_off_change_waits_for_its_last_nft(ring: Lab, tmp_path: Path) -> None:
     """A killed `partition` may leave its `nft -f` child running in a node: heal lets it finish before reading
     the kernel, or the rules it applies would land after the heal. Here a stand-in named nft (sleep) runs in
     a node while the record says a change was cut off."""
+    lab = ring
     fake = tmp_path / "nft"
     shutil.copy("/bin/sleep", fake)
     fl.partition(lab, [["h1"], ["h2"]])

@@ -7,7 +7,6 @@ the test fails; a module check asserts none of their namespaces or records survi
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import socket
@@ -17,102 +16,42 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT_REASON, is_root, lab_name
+from unit.test_faults import cli, multi_topo, topo
 
 from nslab import faults as fl
-from nslab.errors import FeatureMissing, NslabError, UsageError
-from nslab.lab import state as st
+from nslab.errors import FeatureMissing, UsageError
 from nslab.lab.lab import Lab
-from nslab.lab.topology import Topology
+
+from .labkit import LabFactory, new_lab_name, running
 
 # ---- pure: parsing ----------------------------------------------------------------------------------------
 
 
 # ---- pure: plan lookups and rendering ------------------------------------------------------------------------
-def topo(name: str = "fx") -> Topology:
-    """a, b, c hosts in a triangle of direct links, a second a-b link, and a router r between a and c."""
-    t = Topology.new(name)
-    for n in ("a", "b", "c"):
-        t.add_node(n)
-    t.add_node("r", "router")
-    t.add_node("s", "switch")
-    t.add_link("a", "b")
-    t.add_link("b", "c")
-    t.add_link("a", "c")
-    t.add_link("a", "r")
-    t.add_link("r", "c")
-    t.add_link("c", "s")
-    return t
 
 
-def multi_topo(name: str) -> Topology:
-    t = Topology.new(name)
-    for n in ("a", "b"):
-        t.add_node(n)
-    t.add_link("a", "b")
-    t.add_link("a", "b")
-    return t
 
 
 # ---- the CLI parser (pure parts: no lab needed for bad forms) ------------------------------------------------
-def cli(*argv: str) -> tuple[int, str]:
-    """A tiny `nslab lab` parser with only our verbs, mapping NslabError to exit codes as cli/main does."""
-    from nslab.cli import lab_faults
-    from nslab.cli.main import _Parser
-
-    parser = _Parser(prog="nslab lab")
-    verbs = parser.add_subparsers(dest="verb", parser_class=_Parser)
-    verbs.required = True
-    lab_faults.register(verbs)
-    try:
-        args: argparse.Namespace = parser.parse_args(list(argv))
-        return int(args.handler(args)), ""
-    except NslabError as exc:
-        return exc.exit_code, str(exc)
 
 
 # ---- kernel: measured effects ----------------------------------------------------------------------------------
 kernel = pytest.mark.kernel  # the project's marker: skipped without root (conftest), deselected by -m "not kernel"
-MADE: list[str] = []
 
 
-def _netns_of(lab: str) -> list[str]:
-    try:
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-"))
-    except FileNotFoundError:
-        return []
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_lab_left() -> Iterator[None]:
-    yield
-    left = {lab: _netns_of(lab) for lab in MADE if _netns_of(lab) or os.path.exists(f"{fl.FAULT_DIR}/{lab}.json")}
-    assert not left, f"LEAK: namespaces or fault records of test labs survived: {left}"
 
 
-@contextlib.contextmanager
-def running(t: Topology) -> Iterator[Lab]:
-    MADE.append(t.name)
-    lab = Lab(t)
-    try:
-        lab.up()
-        yield lab
-    finally:
-        fl.forget(t.name)
-        lab.down()
-        st.remove(t.name)
 
 
-def new_name() -> str:
-    return lab_name()
+
+
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    with running(topo(new_name())) as lb:
-        yield lb
+def lab(module_labs: LabFactory) -> Lab:
+    return module_labs.add(Lab(topo(module_labs.name())))
 
 
 @pytest.fixture
@@ -419,7 +358,7 @@ def test_cli_verbs_and_bad_input(clean: Lab) -> None:
 
 @kernel
 def test_multi_link_needs_iface() -> None:
-    with running(multi_topo(new_name())) as lab:
+    with running(Lab(multi_topo(new_lab_name()))) as lab:
         with pytest.raises(UsageError, match="--iface"):
             fl.link_state(lab, "a", "b", up=False)
         fl.link_state(lab, "a", "b", up=False, iface="eth1")

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from conftest import REPO, ROOT_REASON, RUN_PREFIX, is_root, lab_name
+from conftest import REPO, ROOT_REASON, RUN_PREFIX, is_root, lab_name, pids_in
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 
@@ -167,18 +167,6 @@ def held(prefix: str) -> Iterator[set[tuple[int, int]]]:
             os.close(fd)
 
 
-def processes_in(found: set[tuple[int, int]]) -> list[int]:
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            s = os.stat(f"/proc/{e}/ns/net")
-        except OSError:
-            continue
-        if (s.st_dev, s.st_ino) in found:
-            out.append(int(e))
-    return out
 
 
 def assert_nothing_left(t: Trial, prefix: str, lab: str | None, seen: set[tuple[int, int]]) -> None:
@@ -186,7 +174,7 @@ def assert_nothing_left(t: Trial, prefix: str, lab: str | None, seen: set[tuple[
     assert mounts(prefix) == [], f"{t}: mounts left: {mounts(prefix)}"
     if lab is not None:
         assert state_files(lab) == [], f"{t}: left under {STATE_DIR}: {state_files(lab)}"
-    assert processes_in(seen) == [], f"{t}: processes left in its namespaces: {processes_in(seen)}"
+    assert pids_in(seen) == [], f"{t}: processes left in its namespaces: {pids_in(seen)}"
 
 
 def sleeper_in(ns: str) -> subprocess.Popen[bytes]:

@@ -12,103 +12,35 @@ on each: an nsfs inode number is reused once its namespace is gone, never while 
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
-from conftest import REPO, ROOT_REASON, CliResult, is_root, lab_name
+from conftest import NETNS_DIR, REPO, ROOT_REASON, CliResult, is_root, pids_in
 
 from nslab.kernel import bulk
 from nslab.lab import state as st
+
+from .labkit import entries, force_remove, held_namespaces, ip_netns_list, mounted, new_lab_name, state_files
 
 pytestmark = pytest.mark.kernel
 if not is_root():
     print(f"test_lab_crash: skipped: {ROOT_REASON}", file=sys.stderr)
     pytestmark = [pytest.mark.kernel, pytest.mark.skip(reason=ROOT_REASON)]
 
-NETNS_DIR = "/run/netns"
+LOCK_FILES_ARE_LEAKS = True  # for conftest._no_lab_left: a killed up must not leave its lock
 HOSTS = 40
-MADE: list[str] = []
-
-
-def new_name() -> str:
-    name = lab_name()
-    MADE.append(name)
-    return name
 
 
 def nslab(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "nslab", *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
-
-
-def entries(lab: str) -> list[str]:
-    """Everything under /run/netns named for LAB (namespaces, and stale files that are no mount)."""
-    try:
-        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(f"{lab}-"))
-    except FileNotFoundError:
-        return []
-
-
-def mounted(lab: str) -> list[str]:
-    """Mount points of LAB's namespaces, from /proc/self/mountinfo (field 5 is the mount point)."""
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f]
-    return sorted(p for p in points if p.startswith(f"{NETNS_DIR}/{lab}-"))
-
-
-def ip_netns_list(lab: str) -> list[str]:
-    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return sorted(e["name"] for e in json.loads(out or "[]") if e["name"].startswith(f"{lab}-"))
-
-
-@contextmanager
-def held_namespaces(lab: str) -> Iterator[set[tuple[int, int]]]:
-    """(st_dev, st_ino) of LAB's mounted namespaces, each kept alive by an fd of ours until the block ends:
-    so no namespace made meanwhile (by anyone on the machine) can carry one of these numbers, and a match
-    is one of LAB's, never a namespace that reused a freed inode number."""
-    fds: list[int] = []
-    ids = set()
-    try:
-        for n in entries(lab):
-            path = os.path.join(NETNS_DIR, n)
-            if not os.path.ismount(path):
-                continue
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            fds.append(fd)
-            s = os.fstat(fd)
-            if os.path.ismount(path) and os.path.samestat(s, os.stat(path)):
-                ids.add((s.st_dev, s.st_ino))
-        yield ids
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
-def pids_in(inodes: set[tuple[int, int]]) -> list[int]:
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            s = os.stat(f"/proc/{e}/ns/net")
-        except OSError:
-            continue
-        if (s.st_dev, s.st_ino) in inodes:
-            out.append(int(e))
-    return out
 
 
 def state_file(lab: str) -> str:
@@ -119,33 +51,8 @@ def lock_file(lab: str) -> str:
     return os.path.join(st.STATE_DIR, f"{lab}.lock")
 
 
-def records(lab: str) -> list[str]:
-    return [p for p in (state_file(lab), state_file(lab) + ".tmp", lock_file(lab)) if os.path.lexists(p)]
-
-
 def stale_files(lab: str) -> list[str]:
     return [n for n in entries(lab) if not os.path.ismount(os.path.join(NETNS_DIR, n))]
-
-
-def force_remove(lab: str) -> None:
-    assert re.fullmatch(r"t[0-9a-f]{6}", lab), lab
-    for n in entries(lab):
-        subprocess.run(["ip", "netns", "del", n], capture_output=True)
-        if os.path.lexists(os.path.join(NETNS_DIR, n)):
-            os.unlink(os.path.join(NETNS_DIR, n))
-    st.remove(lab)
-    if os.path.lexists(lock_file(lab)) and not st.busy(lab):
-        os.unlink(lock_file(lab))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_lab_left() -> Iterator[None]:
-    yield
-    left = {lab: entries(lab) + records(lab) for lab in MADE}
-    left = {k: v for k, v in left.items() if v}
-    for lab in MADE:
-        force_remove(lab)
-    assert not left, f"LEAK: namespaces/state of crash-test labs survived: {left}"
 
 
 @pytest.fixture
@@ -167,7 +74,7 @@ def up_seconds() -> float:
     """Wall time of a whole `python -m nslab lab up --topo single,40` (interpreter start included)."""
     if not is_root():
         pytest.skip(ROOT_REASON)
-    name = new_name()
+    name = new_lab_name()
     t0 = time.perf_counter()
     r = nslab("lab", "up", "--topo", f"single,{HOSTS}", "--name", name)
     took = time.perf_counter() - t0
@@ -194,7 +101,7 @@ def assert_gone(name: str, inodes: set[tuple[int, int]]) -> None:
     assert ip_netns_list(name) == [], f"namespaces of {name} remain"
     assert mounted(name) == [], f"mounts of {name} remain under {NETNS_DIR}"
     assert pids_in(inodes) == [], f"processes remain in the namespaces of {name}"
-    assert records(name) == [], f"record or lock of {name} remains"
+    assert state_files(name, lock=True) == [], f"record or lock of {name} remains"
 
 
 def test_kill_during_up_then_down(up_seconds: float, lab_names: list[str]) -> None:
@@ -203,7 +110,7 @@ def test_kill_during_up_then_down(up_seconds: float, lab_names: list[str]) -> No
     report = []
     stale_seen = 0
     for k in range(trials):
-        name = new_name()
+        name = new_lab_name()
         lab_names.append(name)
         # Spread the kills from interpreter start-up to just after the end of `up`.
         delay = up_seconds * (0.5 + 0.6 * (k + rng.random()) / trials)
@@ -241,7 +148,7 @@ def cleanup_after_state_lost(name: str) -> str:
         assert sorted(left) == sorted(unmarked)
         assert mounted(name) == sorted(f"{NETNS_DIR}/{n}" for n in unmarked
                                        if os.path.ismount(os.path.join(NETNS_DIR, n)))
-        assert records(name) == [], f"cleanup {name} left {records(name)}"
+        assert state_files(name, lock=True) == [], f"cleanup {name} left {state_files(name, lock=True)}"
         if not unmarked:
             assert_gone(name, inodes)
     force_remove(name)
@@ -254,7 +161,7 @@ def test_kill_then_state_lost_then_cleanup(up_seconds: float, lab_names: list[st
     rng = random.Random(secrets.randbits(32))
     report = []
     for _ in range(3):
-        name = new_name()
+        name = new_lab_name()
         lab_names.append(name)
         delay = up_seconds * rng.uniform(0.5, 0.95)
         kill_up_at(name, delay)
@@ -320,7 +227,7 @@ def kill_up_exactly(name: str, point: str, nth: int) -> None:
 
 @pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}{n or ''}" for p, n in POINTS])
 def test_kill_at_each_point_then_state_lost_then_cleanup(point: str, nth: int, lab_names: list[str]) -> None:
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     kill_up_exactly(name, point, nth)
     print(f"\nkilled at {point} {nth}: {cleanup_after_state_lost(name)}")
@@ -328,7 +235,7 @@ def test_kill_at_each_point_then_state_lost_then_cleanup(point: str, nth: int, l
 
 @pytest.mark.parametrize(("point", "nth"), POINTS, ids=[f"{p}{n or ''}" for p, n in POINTS])
 def test_kill_at_each_point_then_down(point: str, nth: int, lab_names: list[str]) -> None:
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     kill_up_exactly(name, point, nth)
     with held_namespaces(name) as inodes:
@@ -339,22 +246,22 @@ def test_kill_at_each_point_then_down(point: str, nth: int, lab_names: list[str]
     r = nslab("lab", "up", "--topo", "single,2", "--name", name)  # the name is free again
     assert r.returncode == 0, r.stderr
     assert nslab("lab", "down", name).returncode == 0
-    assert entries(name) == [] and records(name) == []
+    assert entries(name) == [] and state_files(name, lock=True) == []
 
 
 def test_cleanup_of_a_lock_held_now_leaves_it(lab_names: list[str]) -> None:
     """A lock with no record that a live process holds (an `up` before its first record) is not removed."""
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     with st.locked(name):
         assert nslab("lab", "cleanup", name).returncode == 0
         assert os.path.exists(lock_file(name)) and st.busy(name)
         assert not st.drop_stale_lock(name)
-    assert records(name) == []
+    assert state_files(name, lock=True) == []
 
 
 def test_cleanup_never_removes_unmarked_namespaces(lab_names: list[str]) -> None:
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     plain, forged = f"{name}-h1", f"{name}-h2"
     subprocess.run(["ip", "netns", "add", plain], check=True)
@@ -376,7 +283,7 @@ def test_cleanup_never_removes_unmarked_namespaces(lab_names: list[str]) -> None
 
 def test_up_after_a_crash_is_refused_until_down(lab_names: list[str]) -> None:
     """A record of a crashed up (status creating, dead pid): up refuses (exit 2) and names the fix."""
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     p = subprocess.Popen(["true"])
     p.wait()
@@ -398,7 +305,7 @@ def big_up_seconds() -> float:
     """Wall time of a whole `python -m nslab lab up --topo single,150` (interpreter start included)."""
     if not is_root():
         pytest.skip(ROOT_REASON)
-    name = new_name()
+    name = new_lab_name()
     t0 = time.perf_counter()
     r = nslab("lab", "up", "--topo", f"single,{BIG}", "--name", name)
     took = time.perf_counter() - t0
@@ -418,7 +325,7 @@ def test_ctrl_c_early_in_up_leaves_no_namespace_unrecorded(big_up_seconds: float
     trials = 5
     report = []
     for k in range(trials):
-        name = new_name()
+        name = new_lab_name()
         lab_names.append(name)
         p = subprocess.Popen([sys.executable, "-m", "nslab", "lab", "up", "--topo", f"single,{BIG}", "--name", name],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
@@ -449,7 +356,7 @@ def test_a_rollback_that_cannot_delete_keeps_the_record(lab_names: list[str],
     from nslab.kernel import netns as kn
     from nslab.lab.lab import Lab
 
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
     lab = Lab.topo("single", 3, name=name)
     stuck = lab["h2"].netns
@@ -481,7 +388,7 @@ def test_an_interrupted_record_write_leaves_no_half_file(monkeypatch: pytest.Mon
     """Ctrl-C while a lab or fault record is being written: the old record stays, no `.tmp` is left."""
     from nslab import faults as fl
 
-    name = new_name()
+    name = new_lab_name()
 
     def interrupted(*a: object, **kw: object) -> None:
         raise KeyboardInterrupt
@@ -502,9 +409,9 @@ def test_down_of_an_unknown_lab_reads_only_its_own_names(lab_names: list[str], c
     """`lab down NAME` with no record looks for NAME's marked namespaces among the names NAME-* only (a victim's
     name must be the LAB-NODE of its marker), not in every namespace of the machine; and still proves each
     one by its marker: a NAME-* namespace with no marker, or another lab's marker, is left alone."""
-    name = new_name()
+    name = new_lab_name()
     lab_names.append(name)
-    other = new_name()
+    other = new_lab_name()
     lab_names.append(other)
     ours, plain, forged, elsewhere = f"{name}-h1", f"{name}-h2", f"{name}-h3", f"{other}-h1"
     for ns in (ours, plain, forged, elsewhere):
@@ -530,7 +437,7 @@ def test_down_of_an_unknown_lab_reads_only_its_own_names(lab_names: list[str], c
             assert kept < before  # the very same two, held open since before
         read.clear()
         assert cli("lab", "down", name).out.strip() == f"lab {name}: not up, nothing to do"
-        assert entries(name) == [plain, forged] and records(name) == []
+        assert entries(name) == [plain, forged] and state_files(name, lock=True) == []
     finally:
         for ns in (ours, plain, forged, elsewhere):
             if os.path.lexists(os.path.join(NETNS_DIR, ns)):

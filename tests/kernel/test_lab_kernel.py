@@ -15,129 +15,24 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT_REASON, ipj, is_root, lab_name, nslab_subprocess
+from conftest import NETNS_DIR, ROOT_REASON, ipj, is_root, nslab_subprocess
 
 from nslab.errors import NslabError, UsageError
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.lab.plan import Plan
 
+from .labkit import LabFactory, entries, ip_netns_list, state_files
+
 pytestmark = pytest.mark.kernel
 if not is_root():
     print(f"test_lab_kernel: skipped: {ROOT_REASON}", file=sys.stderr)
     pytestmark = [pytest.mark.kernel, pytest.mark.skip(reason=ROOT_REASON)]
-
-NETNS_DIR = "/run/netns"
-MADE: list[str] = []  # every lab name this module used
-
-
-def new_name() -> str:
-    name = lab_name()
-    MADE.append(name)
-    return name
-
-
-def netns_of(lab: str) -> list[str]:
-    """Entries under /run/netns that belong to lab LAB (stale files included, unlike `ip netns list`)."""
-    try:
-        return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(f"{lab}-"))
-    except FileNotFoundError:
-        return []
-
-
-def ip_netns_list(lab: str) -> list[str]:
-    out = subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return sorted(e["name"] for e in json.loads(out or "[]") if e["name"].startswith(f"{lab}-"))
-
-
-def state_files(lab: str, lock: bool = False) -> list[str]:
-    """LAB's state record (and its .tmp); with lock=True its lock file too."""
-    want = {f"{lab}.json", f"{lab}.json.tmp"} | ({f"{lab}.lock"} if lock else set())
-    try:
-        return sorted(f for f in os.listdir(st.STATE_DIR) if f in want)
-    except FileNotFoundError:
-        return []
-
-
-def force_remove(lab: str) -> None:
-    """Last resort after `down`: delete what is left of LAB by exact name (our random lab names only)."""
-    assert re.fullmatch(r"t[0-9a-f]{6}", lab), lab
-    for ns in netns_of(lab):
-        subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        if os.path.lexists(os.path.join(NETNS_DIR, ns)):
-            os.unlink(os.path.join(NETNS_DIR, ns))
-    st.remove(lab)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _no_lab_left() -> Iterator[None]:
-    yield
-    left = {lab: netns_of(lab) + state_files(lab) for lab in MADE}
-    left = {k: v for k, v in left.items() if v}
-    for lab in left:
-        force_remove(lab)
-    assert not left, f"LEAK: namespaces/state of test labs survived their test: {left}"
-
-
-class Labs:
-    """Makes labs with fresh names; takes every one down at teardown (then force-removes leftovers)."""
-
-    def __init__(self) -> None:
-        self.labs: list[Lab] = []
-        self.names: list[str] = []
-
-    def topo(self, kind: str, *args: int, up: bool = True) -> Lab:
-        lab = Lab.topo(kind, *args, name=new_name())
-        return self.add(lab, up)
-
-    def add(self, lab: Lab, up: bool = True) -> Lab:
-        self.labs.append(lab)
-        self.names.append(lab.name)
-        if up:
-            lab.up()
-        return lab
-
-    def name(self) -> str:
-        n = new_name()
-        self.names.append(n)
-        return n
-
-    def close(self) -> None:
-        errors = []
-        for name in self.names:
-            try:
-                if st.load(name) is not None:
-                    with st.locked(name):
-                        rec = st.load(name)
-                        if rec is not None:
-                            from nslab.lab import apply
-
-                            apply.down(rec)
-            except Exception as exc:
-                errors.append(f"{name}: {exc!r}")
-            if netns_of(name) or state_files(name):
-                errors.append(f"{name}: left {netns_of(name) + state_files(name)} after down")
-                force_remove(name)
-            st.remove(name)  # a stray lock file (see test_refused_up_leaves_no_lock_file)
-        if errors:
-            raise AssertionError("lab teardown: " + "; ".join(errors))
-
-
-@pytest.fixture
-def labs() -> Iterator[Labs]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    ls = Labs()
-    try:
-        yield ls
-    finally:
-        ls.close()
 
 
 # ---- plan-side expectations -------------------------------------------------------------------------
@@ -235,7 +130,7 @@ TOPOS = [("single", 2), ("single", 5), ("linear", 5), ("ring", 4), ("leafspine",
 
 
 @pytest.mark.parametrize("spec", TOPOS, ids=lambda s: ",".join(map(str, s)))
-def test_full_reachability_and_ttl(labs: Labs, spec: tuple[Any, ...]) -> None:
+def test_full_reachability_and_ttl(labs: LabFactory, spec: tuple[Any, ...]) -> None:
     """Every host pings every other host; the reply TTL is 64 minus the routers the plan puts on the path."""
     lab = labs.topo(*spec)
     res = ping_all(lab)
@@ -248,7 +143,7 @@ def test_full_reachability_and_ttl(labs: Labs, spec: tuple[Any, ...]) -> None:
         assert min(ttls.values()) < 64, "a routed topology must put a router between some hosts"
 
 
-def test_router_hop_decrements_ttl(labs: Labs) -> None:
+def test_router_hop_decrements_ttl(labs: LabFactory) -> None:
     """ring,4: a router's own address answers with 64; the next router's far address with 63."""
     lab = labs.topo("ring", 4)
     r1 = lab.plan.interfaces_of("r1")
@@ -270,13 +165,13 @@ def test_router_hop_decrements_ttl(labs: Labs) -> None:
 
 
 @pytest.mark.parametrize("spec", [("single", 2), ("ring", 4)], ids=lambda s: ",".join(map(str, s)))
-def test_ipv6_reachability(labs: Labs, spec: tuple[Any, ...]) -> None:
+def test_ipv6_reachability(labs: LabFactory, spec: tuple[Any, ...]) -> None:
     lab = labs.topo(*spec)
     res = ping_all(lab, [("h1", "h2")], six=True)
     assert res[("h1", "h2")][0] == 0, res[("h1", "h2")][1]
 
 
-def test_host_sees_only_its_own_interfaces(labs: Labs) -> None:
+def test_host_sees_only_its_own_interfaces(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     for h in ("h1", "h2", "h3"):
         names = sorted(e["ifname"] for e in json.loads(run_in(lab, h, ["ip", "-j", "link"])))
@@ -286,7 +181,7 @@ def test_host_sees_only_its_own_interfaces(labs: Labs) -> None:
 
 
 # ---- a running lab: grow, idempotence, refusal -------------------------------------------------------
-def test_grow_a_running_lab(labs: Labs) -> None:
+def test_grow_a_running_lab(labs: LabFactory) -> None:
     lab = labs.topo("single", 2)
     lab.add_node("h9")
     lab.add_link("h9", "s1")
@@ -304,7 +199,7 @@ def test_grow_a_running_lab(labs: Labs) -> None:
     assert all(rc == 0 for rc, _ in res2.values()), res2
 
 
-def test_up_twice_changes_nothing(labs: Labs) -> None:
+def test_up_twice_changes_nothing(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     before = ip_netns_list(lab.name)
     assert lab.up().changed is False
@@ -314,7 +209,7 @@ def test_up_twice_changes_nothing(labs: Labs) -> None:
     assert ip_netns_list(lab.name) == before
 
 
-def test_up_that_removes_a_node_is_refused(labs: Labs) -> None:
+def test_up_that_removes_a_node_is_refused(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     with pytest.raises(UsageError, match="h3"):
         Lab.topo("single", 2, name=lab.name).up()
@@ -337,7 +232,7 @@ CONNECT = (
 )
 
 
-def test_two_labs_with_the_same_names_are_isolated(labs: Labs) -> None:
+def test_two_labs_with_the_same_names_are_isolated(labs: LabFactory) -> None:
     a = labs.topo("single", 2)
     b = labs.topo("single", 2)
     assert a.plan.primary_ipv4("h2") == b.plan.primary_ipv4("h2") == "10.0.0.2"
@@ -365,7 +260,7 @@ def _root_links() -> set[str]:
     return {e["ifname"] for e in ipj(None, "link")}
 
 
-def test_root_namespace_untouched(labs: Labs) -> None:
+def test_root_namespace_untouched(labs: LabFactory) -> None:
     before_links, before_routes = _root_links(), {json.dumps(r, sort_keys=True) for r in ipj(None, "route")}
     lab = labs.topo("ring", 4)
     labs.topo("leafspine", 1, 2, 2)
@@ -377,7 +272,7 @@ def test_root_namespace_untouched(labs: Labs) -> None:
     assert {json.dumps(r, sort_keys=True) for r in ipj(None, "route")} == before_routes
 
 
-def test_down_removes_every_namespace_and_the_state(labs: Labs) -> None:
+def test_down_removes_every_namespace_and_the_state(labs: LabFactory) -> None:
     lab = labs.topo("tree", 2, 2)
     assert len(ip_netns_list(lab.name)) == 7
     assert os.path.exists(os.path.join(st.STATE_DIR, f"{lab.name}.json"))
@@ -387,7 +282,7 @@ def test_down_removes_every_namespace_and_the_state(labs: Labs) -> None:
     assert r.returncode == 0, r.stderr
     assert "7 namespaces deleted" in r.stdout
     pinger.wait(timeout=5)
-    assert ip_netns_list(lab.name) == [] and netns_of(lab.name) == []
+    assert ip_netns_list(lab.name) == [] and entries(lab.name) == []
     assert state_files(lab.name) == []
     assert lab.name not in Lab.running()
     r = nslab_subprocess(["lab", "down", lab.name])  # idempotent
@@ -395,7 +290,7 @@ def test_down_removes_every_namespace_and_the_state(labs: Labs) -> None:
 
 
 # ---- CLI ---------------------------------------------------------------------------------------------------
-def test_status_json_matches_the_kernel(labs: Labs, cli: Callable[..., Any]) -> None:
+def test_status_json_matches_the_kernel(labs: LabFactory, cli: Callable[..., Any]) -> None:
     lab = labs.topo("ring", 3)
     r = cli("--json", "lab", "status", lab.name)
     assert r.rc == 0
@@ -419,7 +314,7 @@ def test_status_json_matches_the_kernel(labs: Labs, cli: Callable[..., Any]) -> 
         assert ours == plan
 
 
-def test_lab_exec_substitutes_node_names(labs: Labs) -> None:
+def test_lab_exec_substitutes_node_names(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     r = nslab_subprocess(["lab", "exec", lab.name, "h1", "--", "echo", "h2", "x:h3:y", "http://h3/p", "h7"])
     assert r.returncode == 0, r.stderr
@@ -430,13 +325,13 @@ def test_lab_exec_substitutes_node_names(labs: Labs) -> None:
     assert r.returncode == 0 and r.stdout.strip() == "h2", r
 
 
-def test_lab_exec_option_after_node(labs: Labs) -> None:
+def test_lab_exec_option_after_node(labs: LabFactory) -> None:
     lab = labs.topo("single", 2)
     r = nslab_subprocess(["lab", "exec", lab.name, "h1", "--no-resolve", "--", "echo", "h2"])
     assert r.returncode == 0 and r.stdout.strip() == "h2", r
 
 
-def test_cli_bad_input(labs: Labs, cli: Callable[..., Any]) -> None:
+def test_cli_bad_input(labs: LabFactory, cli: Callable[..., Any]) -> None:
     lab = labs.topo("single", 2)
     ghost = labs.name()
     assert cli("lab", "status", ghost).rc == 2
@@ -446,10 +341,10 @@ def test_cli_bad_input(labs: Labs, cli: Callable[..., Any]) -> None:
     assert r.returncode == 2 and "h99" in r.stderr, r
     assert cli("lab", "up", "--topo", "single,x", "--name", ghost).rc == 2
     assert cli("lab", "up", "--topo", "nosuch,2", "--name", ghost).rc == 2
-    assert netns_of(ghost) == []
+    assert entries(ghost) == []
 
 
-def test_topology_file_with_explicit_address(labs: Labs, tmp_path: Path) -> None:
+def test_topology_file_with_explicit_address(labs: LabFactory, tmp_path: Path) -> None:
     name = labs.name()
     f = tmp_path / "lab.yaml"
     f.write_text(
@@ -471,7 +366,7 @@ def test_topology_file_with_explicit_address(labs: Labs, tmp_path: Path) -> None
 
 
 # ---- failure and rollback -------------------------------------------------------------------------------
-def test_existing_namespace_refuses_up_and_creates_nothing(labs: Labs) -> None:
+def test_existing_namespace_refuses_up_and_creates_nothing(labs: LabFactory) -> None:
     name = labs.name()
     squatter = f"{name}-h2"
     subprocess.run(["ip", "netns", "add", squatter], check=True)
@@ -480,18 +375,18 @@ def test_existing_namespace_refuses_up_and_creates_nothing(labs: Labs) -> None:
         r = nslab_subprocess(["lab", "up", "--topo", "single,3", "--name", name])
         assert r.returncode == 2, r
         assert squatter in r.stderr
-        assert netns_of(name) == [squatter]
+        assert entries(name) == [squatter]
         assert os.stat(os.path.join(NETNS_DIR, squatter)).st_ino == ino
         assert state_files(name) == []
         # `lab cleanup` / `down` leave it alone too: it carries no marker.
         assert nslab_subprocess(["lab", "down", name]).returncode == 0
         assert nslab_subprocess(["lab", "cleanup", name]).returncode == 0
-        assert netns_of(name) == [squatter]
+        assert entries(name) == [squatter]
     finally:
         subprocess.run(["ip", "netns", "del", squatter], check=True)
 
 
-def test_refused_up_leaves_no_lock_file(labs: Labs) -> None:
+def test_refused_up_leaves_no_lock_file(labs: LabFactory) -> None:
     name = labs.name()
     squatter = f"{name}-h1"
     subprocess.run(["ip", "netns", "add", squatter], check=True)
@@ -520,18 +415,18 @@ def _failing_send(monkeypatch: pytest.MonkeyPatch, fail_on: int) -> list[int]:
 
 
 @pytest.mark.parametrize("fail_on", [1, 2], ids=["links", "addresses"])
-def test_mid_up_failure_rolls_back(labs: Labs, monkeypatch: pytest.MonkeyPatch, fail_on: int) -> None:
+def test_mid_up_failure_rolls_back(labs: LabFactory, monkeypatch: pytest.MonkeyPatch, fail_on: int) -> None:
     _failing_send(monkeypatch, fail_on)
     lab = labs.topo("single", 5, up=False)
     with pytest.raises(NslabError, match="injected"):
         lab.up()
-    assert netns_of(lab.name) == [] and state_files(lab.name) == []
+    assert entries(lab.name) == [] and state_files(lab.name) == []
     monkeypatch.undo()
     assert lab.up().changed  # a clean retry works
     assert ping_all(lab, [("h1", "h5")])[("h1", "h5")][0] == 0
 
 
-def test_interrupt_during_up_rolls_back(labs: Labs) -> None:
+def test_interrupt_during_up_rolls_back(labs: LabFactory) -> None:
     """A KeyboardInterrupt (from the progress callback, after the first namespaces exist) undoes all."""
     lab = labs.topo("single", 80, up=False)
     seen: list[str] = []
@@ -543,10 +438,10 @@ def test_interrupt_during_up_rolls_back(labs: Labs) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         lab.up(progress=progress)
-    assert netns_of(lab.name) == [] and state_files(lab.name) == []
+    assert entries(lab.name) == [] and state_files(lab.name) == []
 
 
-def test_failed_grow_rolls_back_and_can_be_retried(labs: Labs, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_grow_rolls_back_and_can_be_retried(labs: LabFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     lab = labs.topo("single", 2)
     lab.add_node("h9")
     lab.add_link("h9", "s1")
@@ -554,7 +449,7 @@ def test_failed_grow_rolls_back_and_can_be_retried(labs: Labs, monkeypatch: pyte
     with pytest.raises(NslabError, match="injected"):
         lab.up()
     monkeypatch.undo()
-    assert f"{lab.name}-h9" not in netns_of(lab.name)
+    assert f"{lab.name}-h9" not in entries(lab.name)
     rec = st.load(lab.name)
     assert rec is not None and rec.status == "up" and "h9" not in rec.netns
     assert ping_all(lab, [("h1", "h2")])[("h1", "h2")][0] == 0  # the running part is intact
@@ -563,7 +458,7 @@ def test_failed_grow_rolls_back_and_can_be_retried(labs: Labs, monkeypatch: pyte
     assert ping_all(lab, [("h9", "h1")])[("h9", "h1")][0] == 0
 
 
-def test_down_removes_a_stale_netns_file_of_a_crashed_up(labs: Labs) -> None:
+def test_down_removes_a_stale_netns_file_of_a_crashed_up(labs: LabFactory) -> None:
     """State exactly as kill -9 leaves it inside netns.create: the file exists, nothing is mounted on it."""
     name = labs.name()
     dead = _dead_pid()
@@ -574,7 +469,7 @@ def test_down_removes_a_stale_netns_file_of_a_crashed_up(labs: Labs) -> None:
     try:
         r = nslab_subprocess(["lab", "down", name])
         assert r.returncode == 0, r.stderr
-        assert netns_of(name) == [], "a stale /run/netns file of the lab survived 'lab down'"
+        assert entries(name) == [], "a stale /run/netns file of the lab survived 'lab down'"
     finally:
         stale = os.path.join(NETNS_DIR, f"{name}-h1")
         if os.path.lexists(stale) and not os.path.ismount(stale):

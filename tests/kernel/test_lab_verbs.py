@@ -8,25 +8,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, ipj, is_root, lab_name
+from conftest import ROOT_REASON, ipj, is_root, lab_name
+from system.test_lab_verbs import cli
 
 from nslab.lab import state as st
 
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
 
 
-def cli(argv: list[str], timeout: float = 60, as_nobody: bool = False) -> subprocess.CompletedProcess[str]:
-    pre = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_nobody and os.geteuid() == 0 \
-        and shutil.which("setpriv") else []
-    return subprocess.run([*pre, sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, *argv], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
 
 
 # ---- on a real lab ---------------------------------------------------------------------------------------

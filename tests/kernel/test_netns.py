@@ -22,6 +22,7 @@ from conftest import (
     ipj,
     nslab_subprocess,
     our_netns_names,
+    pids_in,
     wait_for,
 )
 
@@ -299,7 +300,7 @@ def test_probe_listen_in_a_namespace_is_its_process_and_ns_del_ends_it(netns_fac
             assert ns.name not in ip_netns_names()
             # No process has it as its network namespace any more.
             st = os.fstat(fd)
-            assert [pid for pid in _pids_all() if _netns_of(pid) == (st.st_dev, st.st_ino)] == []
+            assert pids_in({(st.st_dev, st.st_ino)}) == []
         finally:
             os.close(fd)
     finally:
@@ -308,16 +309,8 @@ def test_probe_listen_in_a_namespace_is_its_process_and_ns_del_ends_it(netns_fac
         p.wait()
 
 
-def _pids_all() -> list[int]:
-    return [int(e) for e in os.listdir("/proc") if e.isdigit()]
 
 
-def _netns_of(pid: int) -> tuple[int, int] | None:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/net")
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def test_in_process_probe_with_n_returns_to_its_own_namespace(netns_factory: NetnsFactory, cli: Cli) -> None:

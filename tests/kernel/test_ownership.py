@@ -20,7 +20,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,14 @@ from nslab.errors import NslabError, UsageError
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
 
+from .labkit import LabFactory
+
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab.topo("single", 2, name=lab_name())
-    lab.up()
-    try:
-        yield lab
-    finally:
-        lab.down()
+def lab(labs: LabFactory) -> Lab:
+    return labs.topo("single", 2)
 
 
 def ip(*args: str) -> None:

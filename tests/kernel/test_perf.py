@@ -8,23 +8,22 @@ runs at ~50 Mbit/s. Traffic flows only between lab namespaces."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name
+from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root
 
 from nslab import faults
 from nslab import perf as perf_mod
 from nslab.errors import NotFoundError, UsageError
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.perf import PerfResult, perf
+
+from .labkit import LabFactory, perf_lab
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
@@ -46,27 +45,11 @@ def perf_threads() -> list[str]:
 
 
 # ---- real lab -------------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    name = lab_name()
-    lab = Lab.topo("single", 3, name=name)
-    try:
-        lab.up()
-        lab["h3"].run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "50mbit", "burst", "256kbit",
-                       "latency", "50ms"], check=True, capture_output=True)
-        for a in ("h1", "h3"):
-            lab[a].run(["ping", "-c1", "-W2", "h2"], check=True, capture_output=True)
-        yield lab
-    finally:
-        try:
-            lab.down()
-        finally:
-            assert re.fullmatch(r"t[0-9a-f]{6}", name)
-            for ns in (n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")):
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-            st.remove(name)
+def lab(module_labs: LabFactory) -> Lab:
+    return perf_lab(module_labs)
 
 
 @kernel

@@ -8,54 +8,25 @@ runs at ~50 Mbit/s. Traffic flows only between lab namespaces."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import secrets
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT_REASON, is_root, lab_name
 
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.perf import PerfResult, perf
 
-kernel = pytest.mark.kernel
-needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
+from .labkit import LabFactory, perf_lab
+from .test_perf import SHAPED, kernel, needs_root, perf_threads
+
 needs_iperf3 = pytest.mark.skipif(shutil.which("iperf3") is None, reason="iperf3 is not installed "
                                                                          "(apt-get install -y iperf3)")
-SHAPED = 50e6
 
-def perf_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("nslab-perf")]
 
 
 # ---- real lab -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    name = lab_name()
-    lab = Lab.topo("single", 3, name=name)
-    try:
-        lab.up()
-        lab["h3"].run(["tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "50mbit", "burst", "256kbit",
-                       "latency", "50ms"], check=True, capture_output=True)
-        for a in ("h1", "h3"):
-            lab[a].run(["ping", "-c1", "-W2", "h2"], check=True, capture_output=True)
-        yield lab
-    finally:
-        try:
-            lab.down()
-        finally:
-            assert re.fullmatch(r"t[0-9a-f]{6}", name)
-            for ns in (n for n in os.listdir("/run/netns") if n.startswith(f"{name}-")):
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-            st.remove(name)
 
 
 def iperf3(lab: Lab, a: str, b: str, seconds: int = 2, udp_rate: str | None = None,
@@ -85,6 +56,11 @@ def iperf3_tcp_bps(data: dict[str, object]) -> float:
     end = data["end"]
     assert isinstance(end, dict)
     return float(end["sum_received"]["bits_per_second"])
+
+
+@pytest.fixture(scope="module")
+def lab(module_labs: LabFactory) -> Lab:
+    return perf_lab(module_labs)
 
 
 @kernel

@@ -7,41 +7,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from conftest import LAB_DATA, ROOT_REASON, is_root, lab_name
+from conftest import ROOT_REASON, is_root, lab_name
+from unit.test_plan_once import GOOD, counts  # noqa: F401  (counts: the fixture)
 
 from nslab import faults
-from nslab.lab import addressing, checks
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
-
-GOOD = Path(LAB_DATA) / "good"
-
-
-@pytest.fixture
-def counts(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
-    seen = {"check": 0, "assign": 0}
-    real_all, real_run = checks.Checker.all, addressing._Assigner.run
-
-    def counted_all(self: checks.Checker) -> None:
-        seen["check"] += 1
-        real_all(self)
-
-    def counted_run(self: addressing._Assigner) -> addressing.Addressing:
-        seen["assign"] += 1
-        return real_run(self)
-
-    monkeypatch.setattr(checks.Checker, "all", counted_all)
-    monkeypatch.setattr(addressing._Assigner, "run", counted_run)
-    yield seen
 
 
 @pytest.mark.kernel
 @pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
-def test_from_file_and_up_plan_once_and_apply_the_declared_impairments(counts: dict[str, int]) -> None:
+def test_from_file_and_up_plan_once_and_apply_the_declared_impairments(counts: dict[str, int]) -> None:  # noqa: F811
     name = lab_name()
     lab = Lab.from_file(GOOD / "impaired.yaml", name=name)
     try:

@@ -7,53 +7,15 @@ import errno
 import json
 import os
 import subprocess
-import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
+from system.test_probe import wait_for
+from unit.test_probe import LO, cli
 
 from nslab import probe
-from nslab.errors import NslabError
-
-LO = "127.0.0.1"
-def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-def cli(argv: Sequence[str]) -> int:
-    """nslab.cli.main.main, or (while other CLI modules are still missing) the same mapping over a parser
-    holding only the probe object."""
-    from nslab.cli import main as climain
-
-    try:
-        return climain.main(list(argv))
-    except ImportError:
-        pass
-    from nslab.cli import probe as cliprobe
-
-    parser = climain._Parser(prog="nslab")
-    climain.add_globals(parser, top=True)
-    objects = parser.add_subparsers(dest="object", parser_class=climain._Parser)
-    objects.required = True
-    cliprobe.register(objects)
-    try:
-        args = parser.parse_args(list(argv))
-        status: int = args.handler(args)
-        return status
-    except NslabError as exc:
-        print(f"nslab: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("nslab: interrupted", file=sys.stderr)
-        return 130
-
 
 # -------------------------------------------------------------------------------------------- TCP listen
 

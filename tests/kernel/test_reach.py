@@ -13,17 +13,18 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ROOT_REASON, is_root, lab_name
+from conftest import ROOT_REASON, is_root
 
 from nslab.errors import NslabError
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.lab.plan import Plan
 from nslab.reach import reach
+
+from .labkit import LabFactory
 
 pytestmark = pytest.mark.kernel
 if not is_root():
@@ -32,42 +33,8 @@ if not is_root():
 
 
 # ---- labs that always go away (shared with test_top_graph through this module) ---------------------
-class Labs:
-    def __init__(self) -> None:
-        self.labs: list[Lab] = []
-
-    def topo(self, kind: str, *args: int) -> Lab:
-        lab = Lab.topo(kind, *args, name=lab_name())
-        self.labs.append(lab)
-        lab.up()
-        return lab
-
-    def close(self) -> None:
-        left = []
-        for lab in self.labs:
-            try:
-                lab.down()
-            except Exception as exc:
-                left.append(f"{lab.name}: down failed: {exc!r}")
-            assert re.fullmatch(r"t[0-9a-f]{6}", lab.name)
-            stale = [n for n in os.listdir("/run/netns") if n.startswith(f"{lab.name}-")]
-            for ns in stale:  # deletion is asynchronous; a file left here is a real leak
-                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-            if stale:
-                left.append(f"{lab.name}: {stale}")
-            st.remove(lab.name)
-        assert not left, f"LEAK: {left}"
 
 
-@pytest.fixture
-def labs() -> Iterator[Labs]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    ls = Labs()
-    try:
-        yield ls
-    finally:
-        ls.close()
 
 
 def ip_down(lab: Lab, node: str, dev: str) -> None:
@@ -160,7 +127,7 @@ def expected_failures(lab: Lab, dead: set[tuple[str, str]]) -> set[tuple[str, st
 
 # ---- tests -------------------------------------------------------------------------------------------
 LOADED = 20.0  # seconds: a bound for pairs that must all answer, on a 2-core machine shared with other runs
-def test_single_all_pairs(labs: Labs) -> None:
+def test_single_all_pairs(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     res = reach(lab)
     assert res.ok and len(res.pairs) == 6
@@ -172,7 +139,7 @@ def test_single_all_pairs(labs: Labs) -> None:
     assert rows == {"h1": ["-", ".", "."], "h2": [".", "-", "."], "h3": [".", ".", "-"]}
 
 
-def test_ipv6_and_subsets(labs: Labs) -> None:
+def test_ipv6_and_subsets(labs: LabFactory) -> None:
     lab = labs.topo("ring", 4)
     # reach returns as soon as every pair has answered (milliseconds here); the timeout only bounds how long
     # a loaded machine may take, so it is generous: what is proved (all pairs answer) is the same.
@@ -183,7 +150,7 @@ def test_ipv6_and_subsets(labs: Labs) -> None:
     assert set(res.pairs) == {("h1", "h2"), ("h1", "h3"), ("h1", "r3")} and res.ok
 
 
-def test_switch_port_down_fails_exactly_that_host(labs: Labs) -> None:
+def test_switch_port_down_fails_exactly_that_host(labs: LabFactory) -> None:
     lab = labs.topo("single", 4)
     port = next(lk for lk in lab.plan.links if {lk.a.node, lk.b.node} == {"h2", "s1"})
     end = port.a if port.a.node == "s1" else port.b
@@ -196,7 +163,7 @@ def test_switch_port_down_fails_exactly_that_host(labs: Labs) -> None:
     assert not res.ok and res.summary().startswith("6/12 pairs reachable")
 
 
-def test_ring_link_down_fails_the_pairs_routed_over_it(labs: Labs) -> None:
+def test_ring_link_down_fails_the_pairs_routed_over_it(labs: LabFactory) -> None:
     lab = labs.topo("ring", 4)
     r1r2 = next(lk for lk in lab.plan.links if {lk.a.node, lk.b.node} == {"r1", "r2"})
     end = r1r2.a if r1r2.a.node == "r1" else r1r2.b
@@ -209,7 +176,7 @@ def test_ring_link_down_fails_the_pairs_routed_over_it(labs: Labs) -> None:
     assert "net unreachable" in res.pairs[("h1", "h2")].reason
 
 
-def test_tcp_and_udp_modes(labs: Labs) -> None:
+def test_tcp_and_udp_modes(labs: LabFactory) -> None:
     import socket
 
     from nslab.kernel.netns import run_in_netns
@@ -233,7 +200,7 @@ def test_tcp_and_udp_modes(labs: Labs) -> None:
     assert {r.reason for r in res.pairs.values()} == {"connection refused"}
 
 
-def test_cli_json_matrix_and_exit_codes(labs: Labs, cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_cli_json_matrix_and_exit_codes(labs: LabFactory, cli: Callable[..., tuple[int, str, str]]) -> None:
     import json
 
     lab = labs.topo("single", 3)
@@ -352,7 +319,7 @@ def _mininet_pingall(lab: Lab) -> str:
     return "".join(chunks)
 
 
-def test_pingall_rows_are_mininets(labs: Labs, cli: Callable[..., tuple[int, str, str]]) -> None:
+def test_pingall_rows_are_mininets(labs: LabFactory, cli: Callable[..., tuple[int, str, str]]) -> None:
     pytest.importorskip("mininet.net", reason="Mininet (the anchor) is not installed: pip install mininet")
     lab = labs.topo("single", 4)
     ip_down(lab, "h3", "eth0")

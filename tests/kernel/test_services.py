@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import ROOT_REASON, is_root, lab_name
@@ -18,48 +17,32 @@ from nslab import probe
 from nslab.errors import NotFoundError, NslabError, UsageError
 from nslab.lab.lab import Lab
 from nslab.namespace import Namespace
-from nslab.services import forget, log_dir, remove_logs, services, start
+from nslab.services import log_dir, remove_logs, services, start
 from nslab.testing import wait_until
+
+from .labkit import LabFactory
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
 PY = sys.executable
 
 
-def _new_lab(topo: str = "single,3") -> Lab:
-    lab = Lab.from_topo_arg(topo, name=lab_name())
-    lab.up()
-    return lab
 
 
-def _gone(lab: Lab) -> None:
-    forget(lab.name)
-    lab.down()
-    remove_logs(lab.name)
-    assert not [n for n in os.listdir("/run/netns") if n.startswith(lab.name + "-")]
-    assert not log_dir(lab.name).exists()
+
+
+
+
 
 
 @pytest.fixture(scope="module")
-def mlab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    lab = _new_lab()
-    try:
-        yield lab
-    finally:
-        _gone(lab)
+def mlab(module_labs: LabFactory) -> Lab:
+    return module_labs.add(Lab.from_topo_arg("single,3", name=module_labs.name()))
 
 
 @pytest.fixture
-def flab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    lab = _new_lab()
-    try:
-        yield lab
-    finally:
-        _gone(lab)
+def flab(labs: LabFactory) -> Lab:
+    return labs.add(Lab.from_topo_arg("single,3", name=labs.name()))
 
 
 def _ns_pids(lab: Lab, node: str) -> list[int]:

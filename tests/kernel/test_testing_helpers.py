@@ -9,15 +9,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT_REASON, is_root, lab_name
+from conftest import ROOT_REASON, is_root
 
 from nslab.errors import NotFoundError, UsageError
 from nslab.lab.lab import Lab
-from nslab.services import forget, remove_logs, start
+from nslab.services import forget, start
 from nslab.testing import assert_port_open, assert_reachable, assert_unreachable, status_text
+
+from .labkit import LabFactory
 
 kernel = pytest.mark.kernel
 needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
@@ -25,17 +26,8 @@ needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
 
 # ---- in the kernel -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    if not is_root():
-        pytest.skip(ROOT_REASON)
-    lab = Lab.from_topo_arg("single,3", name=lab_name())
-    lab.up()
-    try:
-        yield lab
-    finally:
-        forget(lab.name)
-        lab.down()
-        remove_logs(lab.name)
+def lab(module_labs: LabFactory) -> Lab:
+    return module_labs.add(Lab.from_topo_arg("single,3", name=module_labs.name()))
 
 
 def ip(lab: Lab, node: str, *args: str) -> None:

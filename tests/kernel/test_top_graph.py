@@ -20,7 +20,8 @@ from conftest import REPO, ROOT_REASON, TESTS, is_root
 from nslab.graph import graph
 from nslab.top import rates, sample
 
-from .test_reach import Labs, cli_runner, ip_down, labs  # noqa: F401  (labs: the fixture)
+from .labkit import LabFactory
+from .test_reach import cli_runner, ip_down
 
 pytestmark = pytest.mark.kernel
 if not is_root():
@@ -34,7 +35,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
     return cli_runner(capsys)
 
 
-def test_top_counters_move_with_traffic(labs: Labs) -> None:  # noqa: F811
+def test_top_counters_move_with_traffic(labs: LabFactory) -> None:
     lab = labs.topo("single", 3)
     before = sample(lab)
     assert set(before["nodes"]) == {"s1", "h1", "h2", "h3"}
@@ -52,7 +53,7 @@ def test_top_counters_move_with_traffic(labs: Labs) -> None:  # noqa: F811
     assert rx_h3 < 20  # the bridge forwarded the unicast pings to h2 only
 
 
-def test_top_json_once_shape(labs: Labs, cli: Cli) -> None:  # noqa: F811
+def test_top_json_once_shape(labs: LabFactory, cli: Cli) -> None:
     lab = labs.topo("single", 2)
     rc, out, _ = cli("--json", "lab", "top", lab.name, "--once", "--interval", "0.1")
     assert rc == 0
@@ -70,7 +71,7 @@ def test_top_json_once_shape(labs: Labs, cli: Cli) -> None:  # noqa: F811
     assert rc == 2 and "tnosuchlab" in err
 
 
-def test_top_ctrl_c_exits_0_and_leaves_nothing(labs: Labs) -> None:  # noqa: F811
+def test_top_ctrl_c_exits_0_and_leaves_nothing(labs: LabFactory) -> None:
     lab = labs.topo("single", 2)
     code = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import conftest, argparse\n"
@@ -99,7 +100,7 @@ def test_top_ctrl_c_exits_0_and_leaves_nothing(labs: Labs) -> None:  # noqa: F81
     assert all(netns.pids(node.netns) == [] for node in lab.nodes)
 
 
-def test_graph_of_a_running_lab_shows_the_kernel_and_the_faults(labs: Labs, cli: Cli, tmp_path: object) -> None:  # noqa: F811
+def test_graph_of_a_running_lab_shows_the_kernel_and_the_faults(labs: LabFactory, cli: Cli, tmp_path: object) -> None:
     from nslab import faults
 
     lab = labs.topo("ring", 3)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from unit.test_capture import eth, ipv4
 
 from nslab.capture import PcapngWriter
 
@@ -25,14 +26,8 @@ def tshark(path: Path, *fields: str, display: str | None = None) -> list[list[st
 
 
 # ---- pure parts (no root) -----------------------------------------------------------------------------
-def eth(etype: int, payload: bytes) -> bytes:
-    return bytes.fromhex("020000000002020000000001") + struct.pack("!H", etype) + payload
 
 
-def ipv4(proto: int, body: bytes, src: str = "10.0.0.1", dst: str = "10.0.0.2") -> bytes:
-    s = bytes(int(x) for x in src.split("."))
-    d = bytes(int(x) for x in dst.split("."))
-    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 64, proto, 0, s, d) + body
 
 
 @needs_tshark

@@ -12,15 +12,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from unit.test_probe import LO, cli
 
 from nslab import probe
 from nslab.errors import NslabError
 
-LO = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -98,32 +98,6 @@ def closed_port() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def cli(argv: Sequence[str]) -> int:
-    """nslab.cli.main.main, or (while other CLI modules are still missing) the same mapping over a parser
-    holding only the probe object."""
-    from nslab.cli import main as climain
-
-    try:
-        return climain.main(list(argv))
-    except ImportError:
-        pass
-    from nslab.cli import probe as cliprobe
-
-    parser = climain._Parser(prog="nslab")
-    climain.add_globals(parser, top=True)
-    objects = parser.add_subparsers(dest="object", parser_class=climain._Parser)
-    objects.required = True
-    cliprobe.register(objects)
-    try:
-        args = parser.parse_args(list(argv))
-        status: int = args.handler(args)
-        return status
-    except NslabError as exc:
-        print(f"nslab: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("nslab: interrupted", file=sys.stderr)
-        return 130
 
 
 # -------------------------------------------------------------------------------------------- TCP listen

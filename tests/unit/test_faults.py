@@ -5,8 +5,6 @@ real labs are in tests/kernel/test_faults.py."""
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -229,20 +227,9 @@ def test_cli_bad_forms_exit_2() -> None:
     assert rc == 2 and "no lab named" in msg
 
 
-MADE: list[str] = []
 
 
-def _netns_of(lab: str) -> list[str]:
-    try:
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(f"{lab}-"))
-    except FileNotFoundError:
-        return []
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _no_lab_left() -> Iterator[None]:
-    yield
-    left = {lab: _netns_of(lab) for lab in MADE if _netns_of(lab) or os.path.exists(f"{fl.FAULT_DIR}/{lab}.json")}
-    assert not left, f"LEAK: namespaces or fault records of test labs survived: {left}"
 
 
