@@ -375,8 +375,10 @@ class _Assigner:
     def allocate(self, segs: list[Segment]) -> None:
         t = self.t
         pools = t.pools
-        reserved4 = [s.ipv4 for s in segs if s.ipv4 is not None]
-        reserved6 = [s.ipv6 for s in segs if s.ipv6 is not None]
+        # Loopback addresses (`loopback:`, checked already) are kept out of the subnets handed out.
+        loops = [ipaddress.ip_interface(c).network for n in t.nodes.values() for c in n.loopback]
+        reserved4 = [s.ipv4 for s in segs if s.ipv4 is not None] + [n for n in loops if n.version == 4]
+        reserved6 = [s.ipv6 for s in segs if s.ipv6 is not None] + [n for n in loops if n.version == 6]
         lan = _Pool(parse_net(pools.ipv4_lan, 4), reserved4, "pools.ipv4_lan")
         p2p = _Pool(parse_net(pools.ipv4_p2p, 4), reserved4, "pools.ipv4_p2p")
         v6 = _Pool(parse_net(pools.ipv6, 6), reserved6, "pools.ipv6")
