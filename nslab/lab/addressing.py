@@ -177,7 +177,7 @@ class _Assigner:
                 b = port(i, 1, link.endpoints[1], link.mtu)
                 veths.append((a, b))
                 continue
-            sw = f"lan{i + 1}"
+            sw = f"lan{(i if link.origin is None else link.origin) + 1}"
             self.kinds[sw] = "switch"
             nodes.append((sw, "switch"))
             for j, ep in enumerate(link.endpoints):

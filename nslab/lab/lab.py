@@ -43,7 +43,8 @@ def topology_to_data(t: Topology) -> dict[str, Any]:
         "links": [
             {"endpoints": [{"node": e.node, "ifname": e.ifname, "ipv4": e.ipv4, "ipv6": e.ipv6}
                            for e in lk.endpoints],
-             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6, "impair": lk.impair}
+             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6, "impair": lk.impair,
+             **({"origin": lk.origin} if lk.origin is not None else {})}
             for lk in t.links
         ],
         "checks": [{"kind": c.kind, "src": c.src, "dst": c.dst, "port": c.port, "retries": c.retries}
@@ -74,7 +75,8 @@ def topology_from_data(d: dict[str, Any]) -> Topology:
         name=d["name"],
         nodes={k: _node_from_data(v) for k, v in d["nodes"].items()},
         links=[Link(endpoints=[Endpoint(**e) for e in lk["endpoints"]], mtu=lk["mtu"], prefix=lk["prefix"],
-                    prefix6=lk["prefix6"], impair=lk.get("impair", {})) for lk in d["links"]],
+                    prefix6=lk["prefix6"], impair=lk.get("impair", {}), origin=lk.get("origin"))
+               for lk in d["links"]],
         routing=d["routing"],
         pools=Pools(**d["pools"]),
         checks=[Check(**c) for c in d.get("checks", [])],

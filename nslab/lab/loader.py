@@ -569,8 +569,9 @@ class _Loader:
 
     def merge(self, layers: list[dict[str, tuple[yaml.Node, yaml.Node]]],
               path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        """Later layers win: a mapping extends the inherited mapping (its keys replace), a list extends the
-        inherited list (after it), anything else replaces it, and `key: ~` drops what was inherited."""
+        """Later layers win: a mapping extends the inherited mapping (its keys replace; `KEY: ~` in it drops an
+        inherited key), a list extends the inherited list (after it), anything else replaces it, and `key: ~`
+        drops what was inherited."""
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for layer in layers:
             for key, (knode, vnode) in layer.items():
@@ -578,10 +579,12 @@ class _Loader:
                     out.pop(key, None)
                     continue
                 old = out.get(key)
-                if old is not None and isinstance(old[1], yaml.MappingNode) and isinstance(vnode, yaml.MappingNode):
-                    pairs = dict(self.mapping(old[1], f"{path}.{key}", (), key))
+                if isinstance(vnode, yaml.MappingNode):
+                    pairs = dict(self.mapping(old[1], f"{path}.{key}", (), key)) if old is not None and \
+                        isinstance(old[1], yaml.MappingNode) else {}
                     pairs.update(self.mapping(vnode, f"{path}.{key}", (), key))
-                    vnode = yaml.MappingNode(vnode.tag, list(pairs.values()), vnode.start_mark, vnode.end_mark)
+                    kept = [p for p in pairs.values() if not (isinstance(p[1], yaml.ScalarNode) and p[1].tag == _NULL)]
+                    vnode = yaml.MappingNode(vnode.tag, kept, vnode.start_mark, vnode.end_mark)
                 elif old is not None and isinstance(old[1], yaml.SequenceNode) and isinstance(vnode, yaml.SequenceNode):
                     vnode = yaml.SequenceNode(vnode.tag, [*old[1].value, *vnode.value], vnode.start_mark,
                                               vnode.end_mark)
@@ -675,7 +678,11 @@ class _Loader:
         out: list[Link] = []
         for i, item in enumerate(node.value):
             link = self.link(item, f"links[{i}]")
-            out.extend(self.replicate(link, f"links[{i}]", replicas) if replicas else [link])
+            if replicas:
+                link.origin = i  # its place in the file, which names its implicit switch (lanN)
+                out.extend(self.replicate(link, f"links[{i}]", replicas))
+            else:
+                out.append(link)
         return out
 
     def replicate(self, link: Link, path: str, replicas: dict[str, list[str]]) -> list[Link]:
@@ -696,7 +703,7 @@ class _Loader:
             for e in link.endpoints:
                 eps.extend([Endpoint(r, e.ifname, lines=e.lines) for r in replicas[e.node]] if e.node in replicas
                            else [e])
-            return [Link(eps, link.mtu, link.prefix, link.prefix6, link.impair, link.lines)]
+            return [Link(eps, link.mtu, link.prefix, link.prefix6, link.impair, link.lines, origin=link.origin)]
         if len(at) == 2:
             a, b = link.endpoints[0].node, link.endpoints[1].node
             self.fail(link.lines.get("", 1), path, f"both ends ({a!r}, {b!r}) are replicated nodes",
@@ -708,7 +715,7 @@ class _Loader:
             eps = [Endpoint(r if k == j else e.node, e.ifname, e.ipv4, e.ipv6, lines=e.lines)
                    for k, e in enumerate(link.endpoints)]
             impair = {_rename(d, base, r): v for d, v in link.impair.items()}
-            out.append(Link(eps, link.mtu, link.prefix, link.prefix6, impair, link.lines))
+            out.append(Link(eps, link.mtu, link.prefix, link.prefix6, impair, link.lines, origin=link.origin))
         return out
 
     def link(self, node: yaml.Node, path: str) -> Link:

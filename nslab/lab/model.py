@@ -80,6 +80,9 @@ class Link:
     # Declared impairments, applied at `up`: direction ("both" or "A->B") -> {loss|rate|duplicate|...: value}
     impair: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Its index in the file when links to replicated nodes (`count:`) made the list longer: the implicit switch
+    # of a LAN is named after it (lanN), as the file reads. None: its index in `links`.
+    origin: int | None = None
 
 
 @dataclass

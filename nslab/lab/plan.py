@@ -238,7 +238,7 @@ def _static_routes(topo: TopologyData, addr: Addressing) -> list[RoutePlan]:
                               "give the address of the next router on that segment", line)
                 hops.append((str(via), hit.ifname))
             for gw_ip, dev in hops:
-                dst = "default" if dst_net is None else str(dst_net)
+                dst = "default" if dst_net is None or dst_net.prefixlen == 0 else str(dst_net)
                 key = (name, ":" in gw_ip, dst)
                 if key in seen:
                     topo.fail(path, f"a second route to {dst} (IPv{6 if key[1] else 4}) on {name!r} "

@@ -70,6 +70,7 @@ def _members(ctx: Context, name: str, form: str) -> Sequence[str]:
 def _value(body: str, ctx: Context) -> str:
     name, _, rest = body.partition(":")
     arg, has_sep, sep = rest.partition(":")
+    name, arg = name.strip(), arg.strip()  # `${ node }` reads as `${node}`; a separator is kept as written
     if name in ("node", "lab"):
         if rest:
             raise SubstError(f"${{{body}}}: ${{{name}}} takes no argument", f"write ${{{name}}}")
@@ -102,6 +103,6 @@ def expand(text: str, ctx: Context) -> str:
             return "${"
         if m.group(1) is None:
             raise SubstError("'${' without its closing '}'", "close it, or write $${ for a literal ${")
-        return _value(m.group(1).strip(), ctx)
+        return _value(m.group(1), ctx)
 
     return _TOKEN.sub(one, text)
