@@ -3,6 +3,7 @@ groups (inheritance), count (replicas) and ${...} substitution. Pure: parsing, p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import textwrap
 from pathlib import Path
@@ -362,3 +363,31 @@ def test_sysctl_device() -> None:
     assert sysctl_device("net.ipv6.neigh.up0.retrans_time_ms") == "up0"
     assert [sysctl_device(k) for k in ("net.ipv4.conf.all.x", "net.ipv6.conf.default.x", "net.ipv4.conf.lo.x",
                                        "net.ipv4.ip_forward", "net.core.somaxconn")] == [None] * 5
+
+
+# ---- reconcile: the desired state and the diff of sysctls and loopback addresses (pure) -----------------------
+def test_reconcile_wants_the_settings_and_diffs_them() -> None:
+    from nslab.lab import reconcile as rc
+
+    plan = make_plan(load_text(EXAMPLE.read_text(), str(EXAMPLE)))
+    want = rc.desired(plan, rc.Faults())
+    r1 = want["r1"]
+    assert r1.loopback == ("10.10.0.1/32", "fd00:10::1/128")
+    assert dict(r1.sysctls) == {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.icmp_ratelimit": "0"}
+    assert {(w.dst, w.via) for w in want["h2"].routes} == {("0.0.0.0/0", "10.1.2.1"), ("::/0", "fd00:1:2::1")}
+    links = {"lo": rc.SeenLink(1, None, True, None, 65536),
+             **{i.ifname: rc.SeenLink(2 + k, "veth", True, None, 1500) for k, i in enumerate(r1.ifaces)}}
+    in_sync = rc.SeenNode(links=links, addresses={"lo": frozenset(r1.loopback),
+                                                  **{i.ifname: frozenset(i.addresses) for i in r1.ifaces}},
+                          routes=(), forwarding=("1", "1"),
+                          sysctls={"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.icmp_ratelimit": "0"})
+    changes, notes = rc.diff_node(dataclasses.replace(r1, routes=()), in_sync, "")
+    assert (changes, notes) == ([], [])
+    drifted = dataclasses.replace(in_sync, addresses={**in_sync.addresses, "lo": frozenset({"127.0.0.1/8"})},
+                                  sysctls={"net.ipv4.conf.all.rp_filter": "1", "net.ipv4.icmp_ratelimit": None})
+    changes, notes = rc.diff_node(dataclasses.replace(r1, routes=()), drifted, "")
+    assert [c.line(done=False) for c in changes] == [
+        "r1: sysctl net.ipv4.conf.all.rp_filter is 1, the plan 0",
+        "r1: address 10.10.0.1/32 on lo is missing", "r1: address fd00:10::1/128 on lo is missing"]
+    assert [n.line() for n in notes] == ["r1: sysctl net.ipv4.icmp_ratelimit cannot be read (is its interface gone?)"]
+    assert all(c.ifindex == 1 for c in changes if c.kind == "address")
