@@ -126,7 +126,9 @@ class _Assigner:
         return ep.lines.get(key) or ep.lines.get("") or link.lines.get("")
 
     def path(self, i: int, j: int | None = None) -> str:
-        return f"links[{i}]" if j is None else f"links[{i}].endpoints[{j}]"
+        k = self.t.links[i].origin  # its index in the file, when replicas lengthened the list
+        k = i if k is None else k
+        return f"links[{k}]" if j is None else f"links[{k}].endpoints[{j}]"
 
     def find(self, x: str) -> str:
         root = x

@@ -139,7 +139,7 @@ class Checker:
                 self.impair(i, link)
 
     def impair(self, i: int, link: Link) -> None:
-        t, path, line = self.t, f"links[{i}].impair", link.lines.get("impair", link.lines.get(""))
+        t, path, line = self.t, f"{_link_path(i, link)}.impair", link.lines.get("impair", link.lines.get(""))
         if len(link.endpoints) != 2:
             t.fail(path, "impairments act on a link between two nodes, not on a LAN segment",
                    "declare them on the point-to-point links, e.g. between a host and its switch", line)
@@ -357,7 +357,7 @@ class Checker:
 
     def link(self, i: int, link: Link, ifnames: dict[tuple[str, str], str]) -> None:
         t = self.t
-        path = f"links[{i}]"
+        path = _link_path(i, link)
         line = link.lines.get("")
         if len(link.endpoints) < 2:
             t.fail(
@@ -455,6 +455,11 @@ class Checker:
                         + ("10.1.2.3/24" if version == 4 else "fd00::5/64"),
                         aline,
                     )
+
+
+def _link_path(i: int, link: Link) -> str:
+    """links[N] as the file counts: a link repeated for replicas keeps its place (Link.origin)."""
+    return f"links[{i if link.origin is None else link.origin}]"
 
 
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
