@@ -15,7 +15,6 @@ forgets a namespace only once it is gone.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shlex
 import subprocess
@@ -29,7 +28,7 @@ from typing import Any
 from .. import threads
 from ..errors import FeatureMissing, NslabError, UsageError
 from ..kernel import bulk, netns, sysctl
-from ..kernel.netns import doors, run_in_netns
+from ..kernel.netns import doors
 from ..kernel.rtnl import RTPROT_NSLAB, Request, Rtnl
 from ..shield import run_cleanup
 from . import state as st
@@ -298,10 +297,26 @@ def write_node_sysctls(nodes: Sequence[NodePlan], late: bool) -> None:
     """Steps 1b and 2b: each node's `sysctls:` inside its namespace. Those about an interface
     (net.ipv4.conf.eth0.*) once the interfaces exist (LATE), all others right after the namespace is made,
     before any device: so that net.ipv6.conf.default.* applies to the lab's interfaces too."""
-    for n in nodes:
-        todo = [(k, v) for k, v in n.sysctls if (sysctl_device(k) is not None) == late]
-        if todo:
-            run_in_netns(n.netns, functools.partial(_write_sysctls, n.name, todo))
+    todo = [(n, values) for n in nodes
+            if (values := [(k, v) for k, v in n.sysctls if (sysctl_device(k) is not None) == late])]
+    if not todo:
+        return
+    door = netns.door()
+
+    def visit() -> None:
+        # One visit of the door thread for every node (a thread per node cost 1.5 ms each, measured).
+        try:
+            for n, values in todo:
+                fd = netns.open_fd(n.netns)
+                try:
+                    netns.setns(fd, name=n.netns)
+                finally:
+                    os.close(fd)
+                _write_sysctls(n.name, values)
+        finally:
+            door.go_home()
+
+    door.call(visit)
 
 
 def _write_sysctls(node: str, values: Sequence[tuple[str, str]]) -> None:
