@@ -3,6 +3,7 @@ command runs in the node's namespace. `LabNode.run`/`popen`, services, checks an
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -38,9 +39,20 @@ def _resolve_embedded(word: str, names: set[str], plan: Plan) -> str:
     return _WORD.sub(sub, word)
 
 
+def with_env(lab: LabView, node: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """KWARGS with the node's `env:` (topology file) added to the environment: on top of ours, or under the
+    caller's own `env=` (the caller's keys win)."""
+    env = lab.plan.node(node).env
+    if env:
+        given = kwargs.get("env")
+        kwargs = {**kwargs, "env": {**os.environ, **env} if given is None else {**env, **given}}
+    return kwargs
+
+
 def run(lab: LabView, node: str, argv: Sequence[str], resolve_names: bool = True,
         **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     """Run ARGV in NODE (subprocess.run's keywords); words naming nodes become addresses unless told not to."""
+    kwargs = with_env(lab, node, kwargs)
     cmd = resolve(lab.plan, argv) if resolve_names else list(argv)
     ns = Namespace.open(lab.plan.node(node).netns)
     try:
@@ -52,6 +64,7 @@ def run(lab: LabView, node: str, argv: Sequence[str], resolve_names: bool = True
 def popen(lab: LabView, node: str, argv: Sequence[str], resolve_names: bool = True,
           **kwargs: Any) -> subprocess.Popen[Any]:
     """Start ARGV in NODE (subprocess.Popen's keywords), node names resolved as in `run`."""
+    kwargs = with_env(lab, node, kwargs)
     cmd = resolve(lab.plan, argv) if resolve_names else list(argv)
     ns = Namespace.open(lab.plan.node(node).netns)
     try:

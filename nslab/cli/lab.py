@@ -15,7 +15,7 @@ from ..lab.lab import Lab
 from ..namespace import Namespace
 from ..show import addr_line, link_lines, route_line
 from .common import emit_json, file_arg, lab_arg, node_arg, object_parser, verb_parser
-from .lab_table import format_table, node_rows
+from .lab_table import format_table, node_rows, node_settings
 from .progress import Bar
 
 
@@ -175,7 +175,7 @@ def status(args: argparse.Namespace) -> int:
         finally:
             ns.close()
         out.append({"node": node.name, "kind": node.kind, "netns": node.netns,
-                    "links": links, "routes": routes})
+                    "links": links, "routes": routes, "settings": node_settings(lab.plan, node.name)})
     from .. import faults
 
     active = faults.faults(lab.name)
@@ -184,7 +184,7 @@ def status(args: argparse.Namespace) -> int:
         emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift, "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
-             "routes": [r.to_json() for r in o["routes"]]} for o in out]})
+             "routes": [r.to_json() for r in o["routes"]], **o["settings"]} for o in out]})
         return 0
     for o in out:
         print(f"{o['node']} ({o['kind']}, netns {o['netns']})")
@@ -226,9 +226,10 @@ def exec_(args: argparse.Namespace) -> int:
         raise UsageError(f"lab exec: command {cmd[0]!r} not found", "check the spelling or give a full path")
     from ..kernel.spawn import enter_full
 
+    env = {**os.environ, **node.plan.env}  # the node's `env:` from the topology file
     enter_full(node.netns)
     sys.stdout.flush()
-    os.execvp(cmd[0], cmd)
+    os.execvpe(cmd[0], cmd, env)
 
 
 def cleanup(args: argparse.Namespace) -> int:

@@ -21,8 +21,20 @@ def node_rows(plan: Plan) -> list[dict[str, Any]]:
             v4 = [a for a in i.addresses if ipaddress.ip_interface(a).version == 4]
             v6 = [a for a in i.addresses if ipaddress.ip_interface(a).version == 6]
             ifaces.append({"ifname": i.ifname, "ipv4": v4, "ipv6": v6})
+        if n.loopback:  # the file's `loopback:` addresses
+            ifaces.append({"ifname": "lo", "ipv4": [a for a in n.loopback if ":" not in a],
+                           "ipv6": [a for a in n.loopback if ":" in a]})
         rows.append({"node": n.name, "kind": n.kind, "netns": n.netns, "interfaces": ifaces})
     return rows
+
+
+def node_settings(plan: Plan, node: str) -> dict[str, Any]:
+    """What the topology file gave NODE besides links (`lab status --json`): env, sysctls, its declared
+    routes, loopback addresses and exec commands, as planned (`${...}` expanded)."""
+    n = plan.node(node)
+    return {"env": dict(n.env), "sysctls": dict(n.sysctls),
+            "static_routes": [{"to": r.dst, "via": r.via, "dev": r.dev} for r in plan.routes_of(node) if r.static],
+            "loopback": list(n.loopback), "exec": [list(c) for c in n.exec]}
 
 
 def _lines(row: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -126,7 +126,9 @@ class _Assigner:
         return ep.lines.get(key) or ep.lines.get("") or link.lines.get("")
 
     def path(self, i: int, j: int | None = None) -> str:
-        return f"links[{i}]" if j is None else f"links[{i}].endpoints[{j}]"
+        k = self.t.links[i].origin  # its index in the file, when replicas lengthened the list
+        k = i if k is None else k
+        return f"links[{k}]" if j is None else f"links[{k}].endpoints[{j}]"
 
     def find(self, x: str) -> str:
         root = x
@@ -177,7 +179,7 @@ class _Assigner:
                 b = port(i, 1, link.endpoints[1], link.mtu)
                 veths.append((a, b))
                 continue
-            sw = f"lan{i + 1}"
+            sw = f"lan{(i if link.origin is None else link.origin) + 1}"
             self.kinds[sw] = "switch"
             nodes.append((sw, "switch"))
             for j, ep in enumerate(link.endpoints):
@@ -375,8 +377,10 @@ class _Assigner:
     def allocate(self, segs: list[Segment]) -> None:
         t = self.t
         pools = t.pools
-        reserved4 = [s.ipv4 for s in segs if s.ipv4 is not None]
-        reserved6 = [s.ipv6 for s in segs if s.ipv6 is not None]
+        # Loopback addresses (`loopback:`, checked already) are kept out of the subnets handed out.
+        loops = [ipaddress.ip_interface(c).network for n in t.nodes.values() for c in n.loopback]
+        reserved4 = [s.ipv4 for s in segs if s.ipv4 is not None] + [n for n in loops if n.version == 4]
+        reserved6 = [s.ipv6 for s in segs if s.ipv6 is not None] + [n for n in loops if n.version == 6]
         lan = _Pool(parse_net(pools.ipv4_lan, 4), reserved4, "pools.ipv4_lan")
         p2p = _Pool(parse_net(pools.ipv4_p2p, 4), reserved4, "pools.ipv4_p2p")
         v6 = _Pool(parse_net(pools.ipv6, 6), reserved6, "pools.ipv6")

@@ -4,7 +4,8 @@ Order of work (each step one batch per namespace):
   1. namespaces, with lo up, the ownership marker on lo, sysctls and (switches) the bridge;
   2. veth pairs, each created from one end's namespace with the peer made directly in the other's,
      with ifindexes chosen by the plan so that no read-back is needed;
-  3. the second end's bridge port, addresses, routes (protocol rtnl.RTPROT_NSLAB: recognisably nslab's).
+  3. the second end's bridge port, addresses, routes (protocol rtnl.RTPROT_NSLAB: recognisably nslab's);
+  the file's node settings add 1b/2b (sysctls), 3a (loopback addresses) and, called by the Lab, 4 (exec).
 The state record is written before step 1, so an interrupted `up` (even kill -9) leaves only names
 that `down`/`cleanup` know. On an error (or Ctrl-C), everything this `up` created is deleted before
 re-raising: the namespaces it made, and the veths the kernel acknowledged making for it; the record
@@ -15,19 +16,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .. import threads
-from ..errors import NslabError
-from ..kernel import bulk, netns
+from ..errors import FeatureMissing, NslabError, UsageError
+from ..kernel import bulk, netns, sysctl
 from ..kernel.netns import doors
 from ..kernel.rtnl import RTPROT_NSLAB, Request, Rtnl
 from ..shield import run_cleanup
 from . import state as st
-from .plan import IfacePlan, LinkPlan, NodePlan, Plan
+from .plan import IfacePlan, LinkPlan, NodePlan, Plan, sysctl_device
 
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
@@ -188,6 +193,7 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
     try:
         _create_nodes(plan.lab, nodes, record, made, socks, report)
         report("namespaces", len(nodes), len(nodes))
+        write_node_sysctls(nodes, late=False)  # 1b. the file's sysctls that exist from birth (issue 12)
         # Sockets for nodes that existed already (reconcile adds links to them).
         for name in {e.node for lk in links for e in (lk.a, lk.b)} - socks.keys():
             socks[name] = Rtnl.open(netns_of[name])
@@ -221,6 +227,12 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
 
             bulk.with_fds(sorted({netns_of[b.node] for _, b in pairs}), make_links)
         report("links", len(links), len(links))
+        write_node_sysctls(nodes, late=True)  # 2b. the file's sysctls of interfaces, now that they exist
+
+        # 3a. Loopback addresses (issue 12), in the same batches as the links' addresses.
+        for n in nodes:
+            for cidr in n.loopback:
+                second.setdefault(n.name, []).append(Rtnl.req_addr(1, "lo", cidr))
 
         # 3. Bridge ports of second ends, addresses, routes.
         for lk in links:
@@ -278,6 +290,91 @@ def up(plan: Plan, record: st.LabState, progress: Progress | None = None,
     if finish is not None:
         finish(record)
     st.save(record)
+
+
+# ---- issue 12: the steps a node's own settings add (sysctls, exec) ---------------------------------------------
+def write_node_sysctls(nodes: Sequence[NodePlan], late: bool) -> None:
+    """Steps 1b and 2b: each node's `sysctls:` inside its namespace. Those about an interface
+    (net.ipv4.conf.eth0.*) once the interfaces exist (LATE), all others right after the namespace is made,
+    before any device: so that net.ipv6.conf.default.* applies to the lab's interfaces too."""
+    todo = [(n, values) for n in nodes
+            if (values := [(k, v) for k, v in n.sysctls if (sysctl_device(k) is not None) == late])]
+    if not todo:
+        return
+    door = netns.door()
+
+    def visit() -> None:
+        # One visit of the door thread for every node (a thread per node cost 1.5 ms each, measured).
+        try:
+            for n, values in todo:
+                fd = netns.open_fd(n.netns)
+                try:
+                    netns.setns(fd, name=n.netns)
+                finally:
+                    os.close(fd)
+                _write_sysctls(n.name, values)
+        finally:
+            door.go_home()
+
+    door.call(visit)
+
+
+def _write_sysctls(node: str, values: Sequence[tuple[str, str]]) -> None:
+    for key, value in values:
+        try:
+            sysctl.write(key, value)
+        except FeatureMissing:
+            raise FeatureMissing(
+                f"node {node}: sysctl {key} does not exist in a network namespace on this kernel",
+                "not every net.* key is per namespace (net.core.rmem_max is the machine's); "
+                "see 'ip netns exec NS sysctl -a' for those that are") from None
+        except OSError as exc:
+            raise UsageError(f"node {node}: the kernel refused sysctl {key}={value!r}: {exc.strerror or exc}",
+                             "give a value that 'sysctl -w' takes for this key") from None
+
+
+EXEC_TIMEOUT = 300.0  # seconds a one-shot command may take: a hung one fails `up` rather than hanging it
+EXEC_TAIL = 10  # lines of output shown when one fails
+
+
+def run_exec(plan: Plan, popen: Callable[..., subprocess.Popen[Any]], only: Sequence[str] | None = None,
+             timeout: float = EXEC_TIMEOUT) -> None:
+    """Step 4: the nodes' `exec:` commands, once the network is up (addresses, routes, sysctls). Node by node
+    in plan order, each node's in file order; the first that fails (exit status, cannot start, timeout) raises
+    NslabError with its output tail, and `up` rolls the lab back. POPEN(node, argv, **kw) starts a program
+    the way the Python API does (the node's env and view). Output goes to a file, not a pipe: a command that
+    leaves a daemon behind holding its stdout must not keep `up` waiting."""
+    for n in plan.nodes:
+        if only is not None and n.name not in only:
+            continue
+        for j, argv in enumerate(n.exec):
+            shown = argv[2] if argv[:2] == ("sh", "-c") else shlex.join(argv)
+            where = f"node {n.name}: exec[{j}] {shown!r}"
+            with tempfile.TemporaryFile() as out:
+                try:
+                    proc = popen(n.name, list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+                except OSError as exc:
+                    raise NslabError(f"{where}: cannot start: {exc.strerror or exc}",
+                                     "check the command's name and that it is installed") from None
+                try:
+                    rc: int | None = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                finally:
+                    if proc.returncode is None:  # timed out, or Ctrl-C: its whole session goes
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(proc.pid, 9)
+                        proc.wait()
+                if rc == 0:
+                    continue
+                out.seek(0)
+                lines = out.read()[-16384:].decode(errors="replace").splitlines()[-EXEC_TAIL:]
+                what = f"did not finish within {timeout:g} s" if rc is None else \
+                    f"exited with status {rc}" if rc > 0 else f"was killed by signal {-rc}"
+                tail = " | ".join(line.strip()[:200] for line in lines if line.strip()) or "(no output)"
+                raise NslabError(f"{where} {what}; output: {tail}",
+                                 "fix the command (the lab was rolled back), then run up again")
 
 
 def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, int]:

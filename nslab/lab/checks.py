@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from .. import units
@@ -138,7 +139,7 @@ class Checker:
                 self.impair(i, link)
 
     def impair(self, i: int, link: Link) -> None:
-        t, path, line = self.t, f"links[{i}].impair", link.lines.get("impair", link.lines.get(""))
+        t, path, line = self.t, f"{_link_path(i, link)}.impair", link.lines.get("impair", link.lines.get(""))
         if len(link.endpoints) != 2:
             t.fail(path, "impairments act on a link between two nodes, not on a LAN segment",
                    "declare them on the point-to-point links, e.g. between a host and its switch", line)
@@ -168,8 +169,10 @@ class Checker:
                    (f"did you mean {close!r}? " if close else "") + f"checks are: {', '.join(CHECK_KINDS)}", line)
         for role, name in (("from", c.src), ("to", c.dst)):
             if name not in t.nodes:
+                group = t.groups.get(name)
                 t.fail(f"{path}.{c.kind}", f"unknown node {name!r} ({role})",
-                       f"use a node declared under nodes:; known nodes: {known(t.nodes)}",
+                       f"{name!r} is a group or replicated node: name one of its members, e.g. {group[0]}"
+                       if group else f"use a node declared under nodes:; known nodes: {known(t.nodes)}",
                        c.lines.get(role, line))
         if c.kind == "port_open":
             if c.port is None or not 1 <= c.port <= 65535:
@@ -258,10 +261,103 @@ class Checker:
                 (f"did you mean {close!r}? " if close else "") + "kind is one of: host, router, switch",
                 node.lines.get("kind", line),
             )
+        self.node_settings(path, node)
+
+    # ---- issue 12: what a node carries (env, sysctls, routes, loopback, exec) --------------------------------
+    def node_settings(self, path: str, node: Node) -> None:
+        t, line = self.t, node.lines.get("")
+
+        def at(key: str) -> int | None:
+            return node.lines.get(key) or node.lines.get(key.split(".")[0].split("[")[0]) or line
+
+        for key, value in node.env.items():
+            if not isinstance(key, str) or not ENV_NAME_RE.fullmatch(key):
+                t.fail(f"{path}.env", f"invalid environment variable name {key!r}",
+                       "use letters, digits and '_', not starting with a digit, e.g. ETCD_NAME", at(f"env.{key}"))
+            _text(t, f"{path}.env.{key}", value, at(f"env.{key}"), "an environment value")
+        for key, value in node.sysctls.items():
+            kline = at(f"sysctls.{key}")
+            if not isinstance(key, str) or not key.startswith("net."):
+                t.fail(f"{path}.sysctls.{key}", "only net.* sysctls can be set on a node",
+                       "a node has its own network namespace, and only net.* keys belong to it; kernel.*, vm.*, "
+                       "fs.* ... would change the whole machine", kline)
+            if not SYSCTL_RE.fullmatch(key):
+                t.fail(f"{path}.sysctls.{key}", f"invalid sysctl name {key!r}",
+                       "write it as sysctl(8) does, dot-separated: net.ipv4.conf.all.rp_filter", kline)
+            if node.kind == "router" and key in ROUTER_SYSCTLS:
+                t.fail(f"{path}.sysctls.{key}", f"{key} is nslab's on a router: it keeps forwarding on",
+                       "drop it, or make the node a host (kind: host) to decide forwarding yourself", kline)
+            _text(t, f"{path}.sysctls.{key}", value, kline, "a sysctl value")
+            if "\n" in value or len(value) > 256:
+                t.fail(f"{path}.sysctls.{key}", "a sysctl value is one short line",
+                       "give the value as sysctl -w would take it", kline)
+        if node.kind == "switch" and (node.routes or node.loopback):
+            what = "routes" if node.routes else "loopback"
+            t.fail(f"{path}.{what}", f"switch {node.name!r} carries no addresses, so no {what}",
+                   "give routes and loopback addresses to hosts and routers", at(what))
+        for j, r in enumerate(node.routes):
+            rpath, rline = f"{path}.routes[{j}]", r.lines.get("", at("routes"))
+            family = None
+            if r.to != "default":
+                try:
+                    net = ipaddress.ip_network(_literal(r.to, "a CIDR"), strict=True)
+                except ValueError as exc:
+                    msg = str(exc)
+                    if "host bits set" in msg and isinstance(r.to, str):
+                        msg = f"{r.to!r} has host bits set (did you mean {ipaddress.ip_network(r.to, strict=False)}?)"
+                    elif "CIDR string" not in msg and "zone id" not in msg:
+                        msg = f"{r.to!r} is not 'default' nor a CIDR subnet"
+                    t.fail(f"{rpath}.to", msg, "write to: default, to: 10.9.0.0/16 or to: fd00:9::/64",
+                           r.lines.get("to", rline))
+                family = net.version
+            if isinstance(r.via, str) and NODE_NAME_RE.fullmatch(r.via):
+                if r.via not in t.nodes:
+                    t.fail(f"{rpath}.via", f"unknown node {r.via!r}",
+                           f"give an address, or a node that shares a segment with {node.name!r}; "
+                           f"known nodes: {known(t.nodes)}", r.lines.get("via", rline))
+                if r.via == node.name:
+                    t.fail(f"{rpath}.via", "a node cannot route via itself", "name its next hop",
+                           r.lines.get("via", rline))
+                continue
+            try:
+                via = ipaddress.ip_address(_literal(r.via, "an address"))
+            except ValueError as exc:
+                msg = str(exc) if "zone id" in str(exc) else f"{r.via!r} is not an address nor a node name"
+                t.fail(f"{rpath}.via", msg, "write via: 10.0.1.254, via: fd00::1 or via: r1 (a neighbour node)",
+                       r.lines.get("via", rline))
+            special = _refused_range(ipaddress.ip_network(via))
+            if special:
+                t.fail(f"{rpath}.via", f"{r.via!r} is in the {special}, which no lab interface holds",
+                       "give the next hop's address on a segment of this node", r.lines.get("via", rline))
+            if family is not None and via.version != family:
+                t.fail(f"{rpath}.via", f"{r.via!r} is IPv{via.version}, the destination {r.to} IPv{family}",
+                       "give a next hop of the destination's family", r.lines.get("via", rline))
+        for j, cidr in enumerate(node.loopback):
+            lpath, lline = f"{path}.loopback[{j}]", at(f"loopback[{j}]")
+            try:
+                text = _literal(cidr, "a CIDR")
+                if "/" not in text:
+                    raise ValueError(f"{text!r} has no prefix length")
+                iface = ipaddress.ip_interface(text)
+            except ValueError as exc:
+                msg = str(exc) if "prefix length" in str(exc) or "zone id" in str(exc) else \
+                    f"{cidr!r} is not an address in CIDR form"
+                t.fail(lpath, msg, "write loopback: [10.0.0.1/32, fd00::1/128]", lline)
+            special = _refused_range(ipaddress.ip_network(iface.ip))
+            if special:
+                t.fail(lpath, f"{cidr!r} is in the {special}, which a lab address cannot use",
+                       "give a global address, e.g. 10.10.0.1/32 or fd00:10::1/128", lline)
+        for j, cmd in enumerate(node.exec):
+            cpath, cline = f"{path}.exec[{j}]", at(f"exec[{j}]")
+            words = [cmd] if isinstance(cmd, str) else cmd
+            if not isinstance(cmd, str | list) or not words or (isinstance(cmd, str) and not cmd.strip()):
+                t.fail(cpath, "an empty command", "write a command line, or an argv list like [ip, -br, addr]", cline)
+            for w in words:
+                _text(t, cpath, w, cline, "a command")
 
     def link(self, i: int, link: Link, ifnames: dict[tuple[str, str], str]) -> None:
         t = self.t
-        path = f"links[{i}]"
+        path = _link_path(i, link)
         line = link.lines.get("")
         if len(link.endpoints) < 2:
             t.fail(
@@ -359,6 +455,28 @@ class Checker:
                         + ("10.1.2.3/24" if version == 4 else "fd00::5/64"),
                         aline,
                     )
+
+
+def _link_path(i: int, link: Link) -> str:
+    """links[N] as the file counts: a link repeated for replicas keeps its place (Link.origin)."""
+    return f"links[{i if link.origin is None else link.origin}]"
+
+
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SYSCTL_RE = re.compile(r"net(\.[A-Za-z0-9_-]+)+")
+ROUTER_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")  # reconcile.FORWARDING
+
+
+def _text(t: TopologyData, path: str, value: object, line: int | None, what: str) -> None:
+    """Text a program will get: a string, valid UTF-8, without NUL (which no argv or environment holds)."""
+    if not isinstance(value, str):
+        t.fail(path, f"{what} must be text, got {value!r}", "write it as a string", line)
+    try:
+        check_utf8(value, repr(value))
+    except UsageError as exc:
+        t.fail(path, exc.message, exc.hint, line)
+    if "\x00" in value:
+        t.fail(path, f"{what} holds a NUL character", "remove it: no program argument or variable can hold one", line)
 
 
 def parse_iface(text: object, version: int, prefix: str | None) -> IPIface:

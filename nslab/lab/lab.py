@@ -21,7 +21,7 @@ from . import apply, builtin, reconcile
 from . import state as st
 from .checks import Checker
 from .loader import parse_file
-from .model import Check, Endpoint, Link, Node, Pools
+from .model import Check, Endpoint, Link, Node, Pools, StaticRoute
 from .plan import LinkPlan, Plan, make_plan
 from .spec import Topology
 
@@ -39,27 +39,48 @@ def topology_to_data(t: Topology) -> dict[str, Any]:
         "name": t.name,
         "routing": t.routing,
         "pools": {"ipv4_lan": t.pools.ipv4_lan, "ipv4_p2p": t.pools.ipv4_p2p, "ipv6": t.pools.ipv6},
-        "nodes": {k: {"name": v.name, "kind": v.kind} for k, v in t.nodes.items()},
+        "nodes": {k: _node_to_data(v) for k, v in t.nodes.items()},
         "links": [
             {"endpoints": [{"node": e.node, "ifname": e.ifname, "ipv4": e.ipv4, "ipv6": e.ipv6}
                            for e in lk.endpoints],
-             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6, "impair": lk.impair}
+             "mtu": lk.mtu, "prefix": lk.prefix, "prefix6": lk.prefix6, "impair": lk.impair,
+             **({"origin": lk.origin} if lk.origin is not None else {})}
             for lk in t.links
         ],
         "checks": [{"kind": c.kind, "src": c.src, "dst": c.dst, "port": c.port, "retries": c.retries}
                    for c in t.checks],
+        **({"groups": t.groups} if t.groups else {}),
     }
+
+
+def _node_to_data(n: Node) -> dict[str, Any]:
+    """A node as data; the settings of issue 12 only when given, so that older records' digests still match."""
+    out: dict[str, Any] = {"name": n.name, "kind": n.kind}
+    for key in ("env", "sysctls", "loopback", "exec"):
+        if getattr(n, key):
+            out[key] = getattr(n, key)
+    if n.routes:
+        out["routes"] = [{"to": r.to, "via": r.via} for r in n.routes]
+    return out
+
+
+def _node_from_data(v: dict[str, Any]) -> Node:
+    return Node(name=v["name"], kind=v["kind"], env=v.get("env", {}), sysctls=v.get("sysctls", {}),
+                routes=[StaticRoute(r["to"], r["via"]) for r in v.get("routes", [])],
+                loopback=v.get("loopback", []), exec=v.get("exec", []))
 
 
 def topology_from_data(d: dict[str, Any]) -> Topology:
     return Topology(
         name=d["name"],
-        nodes={k: Node(name=v["name"], kind=v["kind"]) for k, v in d["nodes"].items()},
+        nodes={k: _node_from_data(v) for k, v in d["nodes"].items()},
         links=[Link(endpoints=[Endpoint(**e) for e in lk["endpoints"]], mtu=lk["mtu"], prefix=lk["prefix"],
-                    prefix6=lk["prefix6"], impair=lk.get("impair", {})) for lk in d["links"]],
+                    prefix6=lk["prefix6"], impair=lk.get("impair", {}), origin=lk.get("origin"))
+               for lk in d["links"]],
         routing=d["routing"],
         pools=Pools(**d["pools"]),
         checks=[Check(**c) for c in d.get("checks", [])],
+        groups=d.get("groups", {}),
         source=d.get("source", "<state>"),
     )
 
@@ -209,6 +230,7 @@ class Lab:
             def declared() -> None:
                 try:
                     faults.apply_declared(self)
+                    self._run_exec(plan)  # the nodes' exec: once the network is up; a failure rolls back
                 except BaseException:
                     run_cleanup(lambda: faults.forget(self.name))  # the lab is rolled back: its record goes too
                     raise
@@ -216,6 +238,11 @@ class Lab:
             apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology, planned), then=declared)
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
+
+    def _run_exec(self, plan: Plan, only: Sequence[str] | None = None) -> None:
+        """The nodes' `exec:` commands, started as the Python API starts programs (the node's env)."""
+        if any(n.exec for n in plan.nodes):
+            apply.run_exec(plan, lambda node, argv, **kw: node_run.popen(self, node, argv, False, **kw), only)
 
     def _desired(self, plan: Plan) -> tuple[reconcile.Faults, set[str], set[tuple[str, str]], bool]:
         """The active faults as the reconcile engine takes them: (faults, nft to rewrite, rates to rewrite,
@@ -280,6 +307,7 @@ class Lab:
         def routes_of_the_rest() -> None:
             # The nodes that were there get the routes to the new subnets (and lose none of a user's).
             reconcile.reconcile(plan, fv, old_names, force_nft=force_nft, force_rates=force_rates)
+            self._run_exec(plan, [n.name for n in new_nodes])
 
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
                  only_routes=True, then=routes_of_the_rest)

@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,8 +20,9 @@ from typing import Any, NoReturn
 import yaml
 
 from ..errors import NotFoundError, UsageError
+from ..names import NODE_NAME_MAX
 from .checks import closest
-from .model import CHECK_KINDS, Check, Endpoint, Link, Node, Pools
+from .model import CHECK_KINDS, Check, Command, Endpoint, Link, Node, Pools, StaticRoute
 from .spec import Topology
 
 MAX_FILE_BYTES = 1 << 20  # a topology file is text a person writes: 1 MiB holds ~30000 nodes and links
@@ -54,6 +56,10 @@ _CHECKS = {c["required"][0]: c for c in _TOP["checks"]["items"]["oneOf"]}  # che
 TOP_KEYS = _keys(_SCHEMA)
 POOL_KEYS = _keys(_TOP["pools"])
 NODE_KEYS = _keys(_TOP["nodes"]["additionalProperties"])
+DEFAULT_KEYS = _keys(_TOP["defaults"])  # what a node inherits: its keys but group and count
+GROUP_KEYS = _keys(_TOP["groups"]["additionalProperties"])  # members, then DEFAULT_KEYS
+ROUTE_KEYS = _keys(_SCHEMA["$defs"]["routes"]["items"])
+MAX_REPLICAS = 1000  # `count`: a cluster of a few, or a few hundred; more is a typo (or --topo)
 LINK_KEYS = _keys(_TOP["links"]["items"])
 ENDPOINT_KEYS = _keys(_SCHEMA["$defs"]["endpoint"])
 IMPAIR_KEYS = _keys(_SCHEMA["$defs"]["impairments"])
@@ -169,6 +175,13 @@ def _kind(node: yaml.Node) -> str:
     return f"{node.value!r}"
 
 
+def _rename(direction: str, base: str, replica: str) -> str:
+    """An impairment's direction 'h1->db' on the copy of the link to replica db2: 'h1->db2'."""
+    if direction == "both":
+        return direction
+    return "->".join(replica if part == base else part for part in direction.split("->", 1))
+
+
 class _TooDeep(Exception):
     def __init__(self, mark: yaml.Mark) -> None:
         self.mark = mark
@@ -221,6 +234,18 @@ def _expanded_size(root: yaml.Node, cap: int) -> int:
             stack.append((node, True))
             stack.extend((c, False) for c in _children(node) if id(c) not in size and id(c) not in open_)
     return size[id(root)]
+
+
+_GROUP_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+
+
+@dataclass
+class _Group:
+    name: str
+    index: int  # file order
+    knode: yaml.Node
+    members: list[tuple[str, yaml.Node]]
+    settings: dict[str, tuple[yaml.Node, yaml.Node]]
 
 
 class _Loader:
@@ -293,9 +318,12 @@ class _Loader:
             topo.routing = self.string(top["routing"][1], "routing")
         if "pools" in top:
             topo.pools = self.pools(top["pools"][1])
-        topo.nodes = self.nodes(top["nodes"][1])
+        defaults = self.mapping(top["defaults"][1], "defaults", DEFAULT_KEYS, "defaults") if "defaults" in top else {}
+        groups = self.groups(top["groups"][1]) if "groups" in top else {}
+        topo.nodes, topo.groups = self.nodes(top["nodes"][1], defaults, groups)
         if "links" in top:
-            topo.links = self.links(top["links"][1])
+            replicas = {base: members for base, members in topo.groups.items() if base not in groups}
+            topo.links = self.links(top["links"][1], replicas)
         if "checks" in top:
             topo.checks = self.checks(top["checks"][1])
         return topo
@@ -422,22 +450,224 @@ class _Loader:
             pools.lines[key] = knode.start_mark.line + 1
         return pools
 
-    def nodes(self, node: yaml.Node) -> dict[str, Node]:
+    def nodes(self, node: yaml.Node, defaults: dict[str, tuple[yaml.Node, yaml.Node]],
+              groups: dict[str, _Group]) -> tuple[dict[str, Node], dict[str, list[str]]]:
+        """The nodes, each with what it inherits (defaults <- groups <- its own), replicas expanded; and the
+        members of every group and replicated node."""
         entries = self.mapping(node, "nodes", (), "nodes", "one node per line: 'h1: {}' or 'r1: {kind: router}'")
-        out: dict[str, Node] = {}
-        for key, (knode, vnode) in entries.items():
-            path = f"nodes.{key}"
-            n = Node(key)
-            n.lines[""] = knode.start_mark.line + 1
+        own: dict[str, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+        for key, (_, vnode) in entries.items():
             if not (isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL):  # `h1:` means `h1: {}`
-                fields = self.mapping(vnode, path, NODE_KEYS, f"node {key!r}")
-                if "kind" in fields:
-                    n.kind = self.string(fields["kind"][1], f"{path}.kind")
-                    n.lines["kind"] = fields["kind"][1].start_mark.line + 1
-            out[key] = n
+                own[key] = self.mapping(vnode, f"nodes.{key}", NODE_KEYS, f"node {key!r}")
+            else:
+                own[key] = {}
+        member_of = self.memberships(entries, own, groups)
+        out: dict[str, Node] = {}
+        replicas: dict[str, list[str]] = {}
+        for key, (knode, _) in entries.items():
+            path = f"nodes.{key}"
+            fields = own[key]
+            layers = [defaults, *(groups[g].settings for g in member_of.get(key, ()))]
+            merged = self.merge([*layers, {k: v for k, v in fields.items() if k not in ("group", "count")}], path)
+            names = [key]
+            if "count" in fields:
+                names = self.replica_names(key, fields["count"][1], entries)
+                replicas[key] = names
+            for name in names:
+                n = self.node_settings(name, merged, path)
+                n.lines[""] = knode.start_mark.line + 1
+                if name in out:  # a replica that is also declared (checked in replica_names) cannot get here
+                    self.fail(knode, path, f"duplicate node {name!r}", "give each node a unique name")
+                out[name] = n
+        members: dict[str, list[str]] = {}
+        for g in groups:
+            members[g] = [n for base in entries if g in member_of.get(base, ()) for n in replicas.get(base, [base])]
+        members.update(replicas)
+        return out, members
+
+    # ---- issue 12: node settings, and what nodes inherit from defaults and groups ---------------------------
+    def groups(self, node: yaml.Node) -> dict[str, _Group]:
+        entries = self.mapping(node, "groups", (), "groups", "write groups: {etcd: {members: [db1, db2], env: {...}}}")
+        out: dict[str, _Group] = {}
+        for i, (name, (knode, vnode)) in enumerate(entries.items()):
+            path = f"groups.{name}"
+            if not _GROUP_NAME.fullmatch(name):
+                self.fail(knode, path, f"invalid group name {name!r}",
+                          "use 1..32 characters from a-z, 0-9 and '-', starting with a letter")
+            fields = self.mapping(vnode, path, GROUP_KEYS, f"group {name!r}") if not (
+                isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL) else {}
+            members: list[tuple[str, yaml.Node]] = []
+            if "members" in fields:
+                mnode = fields["members"][1]
+                if not isinstance(mnode, yaml.SequenceNode):
+                    self.fail(mnode, f"{path}.members", f"members must be a list, got {_kind(mnode)}",
+                              "write members: [db1, db2] (nodes, replicated nodes or other groups)")
+                members = [(self.string(m, f"{path}.members[{j}]"), m) for j, m in enumerate(mnode.value)]
+            out[name] = _Group(name, i, knode, members, {k: v for k, v in fields.items() if k != "members"})
         return out
 
-    def links(self, node: yaml.Node) -> list[Link]:
+    def memberships(self, entries: dict[str, tuple[yaml.Node, yaml.Node]],
+                    own: dict[str, dict[str, tuple[yaml.Node, yaml.Node]]],
+                    groups: dict[str, _Group]) -> dict[str, list[str]]:
+        """Node (as written, replicated or not) -> its groups in the order their settings apply: outer groups
+        before the groups they contain, then file order. Refuses unknown names and cycles."""
+        direct: dict[str, list[str]] = {}
+        parents: dict[str, list[str]] = {g: [] for g in groups}
+        for grp in groups.values():
+            if grp.name in entries:
+                self.fail(grp.knode, f"groups.{grp.name}", f"group {grp.name!r} has the name of a node",
+                          "give groups and nodes different names")
+            for j, (m, mnode) in enumerate(grp.members):
+                if m in groups:
+                    parents[m].append(grp.name)
+                elif m in entries:
+                    direct.setdefault(m, []).append(grp.name)
+                else:
+                    close = closest(m, [*entries, *groups])
+                    self.fail(mnode, f"groups.{grp.name}.members[{j}]", f"unknown node or group {m!r}",
+                              (f"did you mean {close!r}? " if close else "")
+                              + f"members are nodes (a replicated node stands for all its replicas) or groups; "
+                              f"known: {', '.join(list(entries)[:12])}")
+        for key, fields in own.items():
+            if "group" not in fields:
+                continue
+            gnode = fields["group"][1]
+            items = list(gnode.value) if isinstance(gnode, yaml.SequenceNode) else [gnode]
+            for j, item in enumerate(items):
+                gpath = f"nodes.{key}.group" + (f"[{j}]" if isinstance(gnode, yaml.SequenceNode) else "")
+                g = self.string(item, gpath)
+                if g not in groups:
+                    close = closest(g, list(groups))
+                    self.fail(item, gpath, f"unknown group {g!r}",
+                              (f"did you mean {close!r}? " if close else "")
+                              + (f"groups: {', '.join(groups)}" if groups else "declare it under groups:"))
+                direct.setdefault(key, []).append(g)
+        depth: dict[str, int] = {}
+
+        def depth_of(g: str, trail: tuple[str, ...]) -> int:
+            if g in trail:
+                cycle = " -> ".join([*trail[trail.index(g):], g])
+                self.fail(groups[g].knode, f"groups.{g}.members", f"groups contain each other: {cycle}",
+                          "a group may contain other groups, but not itself through them; remove one member")
+            if g not in depth:
+                depth[g] = 1 + max((depth_of(p, (*trail, g)) for p in parents[g]), default=-1)
+            return depth[g]
+
+        for g in groups:
+            depth_of(g, ())
+        out: dict[str, list[str]] = {}
+        for key, gs in direct.items():
+            closure: set[str] = set()
+            todo = list(gs)
+            while todo:
+                g = todo.pop()
+                if g not in closure:
+                    closure.add(g)
+                    todo.extend(parents[g])
+            out[key] = sorted(closure, key=lambda g: (depth[g], groups[g].index))
+        return out
+
+    def merge(self, layers: list[dict[str, tuple[yaml.Node, yaml.Node]]],
+              path: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Later layers win: a mapping extends the inherited mapping (its keys replace; `KEY: ~` in it drops an
+        inherited key), a list extends the inherited list (after it), anything else replaces it, and `key: ~`
+        drops what was inherited."""
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for layer in layers:
+            for key, (knode, vnode) in layer.items():
+                if isinstance(vnode, yaml.ScalarNode) and vnode.tag == _NULL:
+                    out.pop(key, None)
+                    continue
+                old = out.get(key)
+                if isinstance(vnode, yaml.MappingNode):
+                    pairs = dict(self.mapping(old[1], f"{path}.{key}", (), key)) if old is not None and \
+                        isinstance(old[1], yaml.MappingNode) else {}
+                    pairs.update(self.mapping(vnode, f"{path}.{key}", (), key))
+                    kept = [p for p in pairs.values() if not (isinstance(p[1], yaml.ScalarNode) and p[1].tag == _NULL)]
+                    vnode = yaml.MappingNode(vnode.tag, kept, vnode.start_mark, vnode.end_mark)
+                elif old is not None and isinstance(old[1], yaml.SequenceNode) and isinstance(vnode, yaml.SequenceNode):
+                    vnode = yaml.SequenceNode(vnode.tag, [*old[1].value, *vnode.value], vnode.start_mark,
+                                              vnode.end_mark)
+                out[key] = (knode, vnode)
+        return out
+
+    def replica_names(self, key: str, cnode: yaml.Node, entries: dict[str, tuple[yaml.Node, yaml.Node]]) -> list[str]:
+        path = f"nodes.{key}.count"
+        count = self.integer(cnode, path, "count: 3", "count")
+        if not 1 <= count <= MAX_REPLICAS:
+            self.fail(cnode, path, f"count must be 1..{MAX_REPLICAS}, got {count}",
+                      f"give the number of replicas ({key}1..{key}N), e.g. count: 3")
+        names = [f"{key}{i}" for i in range(1, count + 1)]
+        if len(names[-1]) > NODE_NAME_MAX:
+            self.fail(cnode, path, f"replica name {names[-1]!r} would be longer than {NODE_NAME_MAX} characters",
+                      "shorten the node's name or the count")
+        clash = next((n for n in names if n in entries), None)
+        if clash is not None:
+            self.fail(cnode, path, f"replica {clash!r} is also declared as a node (line "
+                                   f"{entries[clash][0].start_mark.line + 1})", "rename one of them")
+        return names
+
+    def node_settings(self, name: str, fields: dict[str, tuple[yaml.Node, yaml.Node]], path: str) -> Node:
+        n = Node(name)
+        for key, (_, vnode) in fields.items():
+            n.lines[key] = vnode.start_mark.line + 1
+            if key == "kind":
+                n.kind = self.string(vnode, f"{path}.kind")
+            elif key in ("env", "sysctls"):
+                what = "env" if key == "env" else "sysctls"
+                example = "env: {ETCD_NAME: ${node}}" if key == "env" else "sysctls: {net.ipv4.conf.all.rp_filter: 0}"
+                values: dict[str, str] = {}
+                for k, (kk, vv) in self.mapping(vnode, f"{path}.{key}", (), what, f"write {example}").items():
+                    values[k] = self.scalar(vv, f"{path}.{key}.{k}", example)
+                    n.lines[f"{key}.{k}"] = kk.start_mark.line + 1
+                setattr(n, key, values)
+            elif key == "routes":
+                n.routes = self.static_routes(vnode, f"{path}.routes")
+            elif key == "loopback":
+                items = list(vnode.value) if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                for j, item in enumerate(items):
+                    n.loopback.append(self.string(item, f"{path}.loopback[{j}]"))
+                    n.lines[f"loopback[{j}]"] = item.start_mark.line + 1
+            elif key == "exec":
+                n.exec = self.commands(vnode, f"{path}.exec", n.lines)
+        return n
+
+    def scalar(self, node: yaml.Node, path: str, example: str) -> str:
+        """A value as written (`1`, `yes`, `0.5` stay the text they are)."""
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
+            self.fail(node, path, f"expected a single value, got {_kind(node)}", f"e.g. {example}")
+        return str(node.value)
+
+    def static_routes(self, node: yaml.Node, path: str) -> list[StaticRoute]:
+        hint = "write routes: [{to: default, via: 10.0.1.254}, {to: 10.9.0.0/16, via: r1}]"
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, path, f"routes must be a list, got {_kind(node)}", hint)
+        out = []
+        for j, item in enumerate(node.value):
+            fields = self.mapping(item, f"{path}[{j}]", ROUTE_KEYS, "a route", hint)
+            for key in ROUTE_KEYS:
+                if key not in fields:
+                    self.fail(item, f"{path}[{j}]", f"missing required key {key!r}", hint)
+            out.append(StaticRoute(self.string(fields["to"][1], f"{path}[{j}].to"),
+                                   self.string(fields["via"][1], f"{path}[{j}].via"),
+                                   lines={"": item.start_mark.line + 1,
+                                          **{k: v[1].start_mark.line + 1 for k, v in fields.items()}}))
+        return out
+
+    def commands(self, node: yaml.Node, path: str, lines: dict[str, int]) -> list[Command]:
+        hint = "write exec: ['ip link set lo mtu 1500', [sysctl, -w, net.ipv4.tcp_syncookies=1]]"
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, path, f"exec must be a list of commands, got {_kind(node)}", hint)
+        out: list[Command] = []
+        for j, item in enumerate(node.value):
+            lines[f"exec[{j}]"] = item.start_mark.line + 1
+            if isinstance(item, yaml.SequenceNode):
+                out.append([self.scalar(a, f"{path}[{j}][{k}]", "[ping, -c1, h2]") for k, a in enumerate(item.value)])
+            else:
+                out.append(self.string(item, f"{path}[{j}]"))
+        return out
+
+    def links(self, node: yaml.Node, replicas: dict[str, list[str]] | None = None) -> list[Link]:
         if not isinstance(node, yaml.SequenceNode):
             self.fail(
                 node,
@@ -445,7 +675,48 @@ class _Loader:
                 f"links must be a list, got {_kind(node)}",
                 "write one '- [a, b]' line per link",
             )
-        return [self.link(item, f"links[{i}]") for i, item in enumerate(node.value)]
+        out: list[Link] = []
+        for i, item in enumerate(node.value):
+            link = self.link(item, f"links[{i}]")
+            if replicas:
+                link.origin = i  # its place in the file, which names its implicit switch (lanN)
+                out.extend(self.replicate(link, f"links[{i}]", replicas))
+            else:
+                out.append(link)
+        return out
+
+    def replicate(self, link: Link, path: str, replicas: dict[str, list[str]]) -> list[Link]:
+        """A link naming a replicated node: a point-to-point link is repeated once per replica (to a switch,
+        that puts them all on its LAN), a LAN of 3+ endpoints takes every replica as a member."""
+        at = [j for j, e in enumerate(link.endpoints) if e.node in replicas]
+        if not at:
+            return [link]
+        for j in at:
+            ep = link.endpoints[j]
+            if ep.ipv4 is not None or ep.ipv6 is not None:
+                self.fail(ep.lines.get("", 1), f"{path}.endpoints[{j}]",
+                          f"{ep.node!r} stands for {len(replicas[ep.node])} replicas, which cannot share one address",
+                          f"drop the address (each replica gets its own), or link {replicas[ep.node][0]}, ... "
+                          "one by one")
+        if len(link.endpoints) > 2:
+            eps: list[Endpoint] = []
+            for e in link.endpoints:
+                eps.extend([Endpoint(r, e.ifname, lines=e.lines) for r in replicas[e.node]] if e.node in replicas
+                           else [e])
+            return [Link(eps, link.mtu, link.prefix, link.prefix6, link.impair, link.lines, origin=link.origin)]
+        if len(at) == 2:
+            a, b = link.endpoints[0].node, link.endpoints[1].node
+            self.fail(link.lines.get("", 1), path, f"both ends ({a!r}, {b!r}) are replicated nodes",
+                      f"link each replica on its own, or put both on a switch: [s1, {a}] and [s1, {b}]")
+        j = at[0]
+        base = link.endpoints[j].node
+        out = []
+        for r in replicas[base]:
+            eps = [Endpoint(r if k == j else e.node, e.ifname, e.ipv4, e.ipv6, lines=e.lines)
+                   for k, e in enumerate(link.endpoints)]
+            impair = {_rename(d, base, r): v for d, v in link.impair.items()}
+            out.append(Link(eps, link.mtu, link.prefix, link.prefix6, impair, link.lines, origin=link.origin))
+        return out
 
     def link(self, node: yaml.Node, path: str) -> Link:
         lines = {"": node.start_mark.line + 1}

@@ -30,9 +30,29 @@ IPIface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 @dataclass
+class StaticRoute:
+    """A route the file declares on a node (`routes:`): TO is "default" or a CIDR; VIA an address on one of
+    the node's segments, or the name of a node that shares a segment with it (its address there)."""
+
+    to: str
+    via: str
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+# A command of `exec`: an argv list, or a string run by `sh -c`.
+Command = list[str] | str
+
+
+@dataclass
 class Node:
     name: str
     kind: str = "host"
+    # What runs in the node (issue 12): the raw text of the file; `${...}` is expanded by make_plan.
+    env: dict[str, str] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)  # net.* only
+    routes: list[StaticRoute] = field(default_factory=list)
+    loopback: list[str] = field(default_factory=list)  # CIDRs added on lo
+    exec: list[Command] = field(default_factory=list)  # one-shot commands at up, in order
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -60,6 +80,9 @@ class Link:
     # Declared impairments, applied at `up`: direction ("both" or "A->B") -> {loss|rate|duplicate|...: value}
     impair: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    # Its index in the file when links to replicated nodes (`count:`) made the list longer: the implicit switch
+    # of a LAN is named after it (lanN), as the file reads. None: its index in `links`.
+    origin: int | None = None
 
 
 @dataclass
@@ -105,6 +128,9 @@ class TopologyData:
     routing: str = "auto"
     pools: Pools = field(default_factory=Pools)
     checks: list[Check] = field(default_factory=list)
+    # Named sets of nodes (`groups:`, and each replicated node `db: {count: 3}` -> db: [db1, db2, db3]),
+    # for `${group:NAME}`; the file's inheritance is resolved by the loader, only membership is kept.
+    groups: dict[str, list[str]] = field(default_factory=dict)
     source: str = field(default="<python>", compare=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 

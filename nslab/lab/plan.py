@@ -4,15 +4,16 @@ file declares): everything the kernel must end up holding once the lab is up. Pu
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 from .. import units
 from ..errors import NotFoundError
-from .addressing import assign
+from . import subst
+from .addressing import Addressing, Port, assign
 from .checks import Checker
-from .model import TopologyData
+from .model import IPNet, TopologyData
 from .routing import RoutePlan, compute_routes
 
 __all__ = ["IfacePlan", "ImpairPlan", "LinkPlan", "NodePlan", "Plan", "RoutePlan", "SegmentPlan", "make_plan"]
@@ -27,6 +28,11 @@ class NodePlan:
     netns: str  # f"{lab}-{name}"
     bridge: str | None  # BRIDGE for switches
     forwarding: bool  # routers
+    # What the file declares for the node (issue 12), `${...}` expanded; static routes are in Plan.routes.
+    env: dict[str, str] = field(default_factory=dict, hash=False)  # for every program nslab starts in it
+    sysctls: tuple[tuple[str, str], ...] = ()  # net.* (key, value), in file order
+    loopback: tuple[str, ...] = ()  # CIDRs on lo
+    exec: tuple[tuple[str, ...], ...] = ()  # argv of each one-shot command at up (a string: sh -c TEXT)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Plan:
     routes: tuple[RoutePlan, ...]
     segments: tuple[SegmentPlan, ...]
     impairments: tuple[ImpairPlan, ...] = ()  # declared in the file, in file order
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()  # group (or replicated node) -> members, for ${group:}
 
     # Lookups are built once on demand; cached_property writes to __dict__, which frozen allows.
     @cached_property
@@ -117,6 +124,17 @@ class Plan:
     def routes_of(self, node: str) -> list[RoutePlan]:
         return [r for r in self.routes if r.node == node]
 
+    def first_address(self, node: str, family: int) -> str | None:
+        """NODE's first address of FAMILY on a segment, bare (what `${addr:NODE}` gives)."""
+        for cidr in self.addresses_of(node):
+            if (":" in cidr) == (family == 6):
+                return cidr.split("/", 1)[0]
+        return None
+
+    def subst_context(self, node: str) -> subst.Context:
+        """What `${...}` means in NODE's text (subst.expand); services and files use it too."""
+        return subst.Context(self.lab, node, self._nodes, dict(self.groups), self.first_address)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -145,8 +163,140 @@ def make_plan(topo: TopologyData) -> Plan:
         SegmentPlan(s.name, str(s.ipv4), str(s.ipv6), tuple((p.node, p.ifname) for p in s.members))
         for s in addr.segments
     )
-    routes = tuple(compute_routes(addr)) if topo.routing == "auto" else ()
-    return Plan(lab, nodes, links, routes, segments, _declared_impairments(topo, links))
+    static = _static_routes(topo, addr)
+    taken = {(r.node, ":" in r.via, r.dst) for r in static}  # a declared route wins over the computed one
+    auto = [r for r in compute_routes(addr) if (r.node, ":" in r.via, r.dst) not in taken] \
+        if topo.routing == "auto" else []
+    _check_loopback(topo, addr)
+    groups = tuple((g, tuple(m)) for g, m in topo.groups.items())
+    plan = Plan(lab, nodes, links, (*auto, *static), segments, _declared_impairments(topo, links), groups)
+    return _with_settings(topo, plan)
+
+
+# ---- issue 12: the nodes' own settings (static routes, loopback, sysctls, env, exec) -------------------------
+IFACE_SYSCTL = ("net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh.", "net.mpls.conf.")
+
+
+def sysctl_device(key: str) -> str | None:
+    """The interface a sysctl is about (net.ipv4.conf.eth0.rp_filter -> eth0); None for the namespace's own
+    keys, `all`, `default` and `lo`, which exist from the namespace's birth."""
+    for prefix in IFACE_SYSCTL:
+        if key.startswith(prefix):
+            dev = key[len(prefix):].split(".", 1)[0]
+            return None if dev in ("all", "default", "lo") else dev
+    return None
+
+
+def _subnets(addr: Addressing, ports: list[Port]) -> str:
+    nets = [f"{net} ({p.ifname})" for p in ports if p.segment is not None
+            for net in (addr.segments[p.segment].ipv4, addr.segments[p.segment].ipv6) if net is not None]
+    return ", ".join(nets) or "none: it has no links"
+
+
+def _static_routes(topo: TopologyData, addr: Addressing) -> list[RoutePlan]:
+    """The nodes' `routes:` (each field checked already), each on the interface whose segment holds its next
+    hop: a next hop that no segment of the node reaches is refused here."""
+    ports: dict[str, list[Port]] = {}
+    for p in addr.ports:
+        if p.segment is not None:
+            ports.setdefault(p.node, []).append(p)
+    out: list[RoutePlan] = []
+    seen: dict[tuple[str, bool, str], str] = {}
+    for name, node in topo.nodes.items():
+        mine = ports.get(name, [])
+        for j, r in enumerate(node.routes):
+            path, line = f"nodes.{name}.routes[{j}]", r.lines.get("via") or r.lines.get("")
+            dst_net = None if r.to == "default" else ipaddress.ip_network(r.to)
+            hops: list[tuple[str, str]] = []  # (next hop, our interface)
+            if r.via in topo.nodes:  # a neighbour node: its address on the first segment we share
+                theirs = {p.segment: p for p in ports.get(r.via, [])}
+                shared = [(p, theirs[p.segment]) for p in mine if p.segment in theirs]
+                if not shared:
+                    topo.fail(f"{path}.via", f"node {r.via!r} shares no segment with {name!r}",
+                              f"route via a neighbour, or give an address; {name}'s subnets: "
+                              f"{_subnets(addr, mine)}", line)
+                me, gw = shared[0]
+                for fam in ((4, 6) if dst_net is None else (dst_net.version,)):
+                    a = gw.ipv4 if fam == 4 else gw.ipv6
+                    if a is not None:
+                        hops.append((a.address, me.ifname))
+            else:
+                via = ipaddress.ip_address(r.via)
+                hit = None
+                for p in mine:
+                    seg = addr.segments[p.segment] if p.segment is not None else None
+                    net = None if seg is None else seg.ipv4 if via.version == 4 else seg.ipv6
+                    if net is not None and via in net:
+                        hit = p
+                        break
+                if hit is None:
+                    topo.fail(f"{path}.via", f"next hop {via} is on no segment of node {name!r}",
+                              f"give an address inside one of its subnets: {_subnets(addr, mine)}", line)
+                own = hit.ipv4 if via.version == 4 else hit.ipv6
+                if own is not None and own.address == str(via):
+                    topo.fail(f"{path}.via", f"next hop {via} is {name}'s own address on {hit.ifname}",
+                              "give the address of the next router on that segment", line)
+                hops.append((str(via), hit.ifname))
+            for gw_ip, dev in hops:
+                dst = "default" if dst_net is None or dst_net.prefixlen == 0 else str(dst_net)
+                key = (name, ":" in gw_ip, dst)
+                if key in seen:
+                    topo.fail(path, f"a second route to {dst} (IPv{6 if key[1] else 4}) on {name!r} "
+                                    f"(the first: {seen[key]})", "give each destination one route",
+                              r.lines.get(""))
+                seen[key] = path
+                out.append(RoutePlan(name, dst, gw_ip, dev, static=True))
+    return out
+
+
+def _check_loopback(topo: TopologyData, addr: Addressing) -> None:
+    """Loopback addresses are unique and outside every segment's subnet (the allocator skips them)."""
+    nets: list[tuple[IPNet, str]] = [(n, f"segment '{s.name}'") for s in addr.segments
+                                     for n in (s.ipv4, s.ipv6) if n is not None]
+    for name, node in topo.nodes.items():
+        for j, cidr in enumerate(node.loopback):
+            net = ipaddress.ip_interface(cidr).network
+            path, line = f"nodes.{name}.loopback[{j}]", node.lines.get(f"loopback[{j}]") or node.lines.get("")
+            clash = next((what for n, what in nets if n.version == net.version and n.overlaps(net)), None)
+            if clash is not None:
+                topo.fail(path, f"{cidr} overlaps {clash}",
+                          "give each loopback address a subnet of its own, outside the links' subnets", line)
+            nets.append((net, path))
+
+
+def _with_settings(topo: TopologyData, plan: Plan) -> Plan:
+    """The plan's nodes with their env, sysctls, loopback and exec, `${...}` expanded (unknown: exit 2)."""
+    nodes = []
+    for n in plan.nodes:
+        spec = topo.nodes.get(n.name)
+        if spec is None or not (spec.env or spec.sysctls or spec.loopback or spec.exec):
+            nodes.append(n)
+            continue
+        ctx = plan.subst_context(n.name)
+        path, lines = f"nodes.{n.name}", spec.lines
+
+        def expand(text: str, where: str, ctx: subst.Context = ctx, path: str = path,
+                   lines: dict[str, int] = lines) -> str:
+            try:
+                return subst.expand(text, ctx)
+            except subst.SubstError as exc:
+                topo.fail(f"{path}.{where}", exc.message, exc.hint, lines.get(where) or lines.get(""))
+
+        ifnames = {i.ifname for i in plan.interfaces_of(n.name)}
+        for key in spec.sysctls:
+            dev = sysctl_device(key)
+            if dev is not None and dev not in ifnames:
+                topo.fail(f"{path}.sysctls.{key}", f"node {n.name!r} has no interface {dev!r}",
+                          f"its interfaces: {', '.join(sorted(ifnames)) or 'none'} (and all, default, lo)",
+                          lines.get(f"sysctls.{key}") or lines.get(""))
+        env = {k: expand(v, f"env.{k}") for k, v in spec.env.items()}
+        exec_ = tuple(
+            ("sh", "-c", expand(c, f"exec[{j}]")) if isinstance(c, str)
+            else tuple(expand(w, f"exec[{j}]") for w in c)
+            for j, c in enumerate(spec.exec))
+        loopback = tuple(str(ipaddress.ip_interface(c)) for c in spec.loopback)
+        nodes.append(replace(n, env=env, sysctls=tuple(spec.sysctls.items()), loopback=loopback, exec=exec_))
+    return replace(plan, nodes=tuple(nodes))
 
 
 def _declared_impairments(topo: TopologyData, links: tuple[LinkPlan, ...]) -> tuple[ImpairPlan, ...]:

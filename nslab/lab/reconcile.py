@@ -18,6 +18,7 @@ impair --clear, and `lab up` on a running lab (repair).
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -82,6 +83,8 @@ class WantNode:
     nft: str | None  # the script that rewrites nslab's tables, when the node must hold some
     rates: Mapping[str, int]  # ifname -> bit/s
     forwarding: bool = False  # a router: IPv4 and IPv6 forwarding on
+    sysctls: tuple[tuple[str, str], ...] = ()  # the file's `sysctls:` (issue 12)
+    loopback: tuple[str, ...] = ()  # the file's `loopback:` addresses, normalised CIDRs on lo
 
 
 def _cidr(text: str) -> str:
@@ -116,7 +119,8 @@ def desired(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None) -> d
             for i in plan.interfaces_of(name))
         rates = {ifname: bits for (n, ifname), bits in faults.rates.items() if n == name}
         out[name] = WantNode(name, node.netns, node.bridge, ifaces, tuple(routes.get(name, ())),
-                             faults.nft.get(name), rates, node.forwarding)
+                             faults.nft.get(name), rates, node.forwarding, node.sysctls,
+                             tuple(_cidr(a) for a in node.loopback))
     return out
 
 
@@ -167,6 +171,7 @@ class SeenNode:
     shaped: frozenset[str] = frozenset()  # ifnames whose root qdisc is nslab's
     gone: bool = False  # the namespace does not exist
     forwarding: tuple[str, str] | None = None  # net.ipv4.ip_forward, net.ipv6.conf.all.forwarding; None: not read
+    sysctls: Mapping[str, str | None] = field(default_factory=dict)  # the plan's keys read; None: unreadable
 
 
 def observe(netns: Mapping[str, str], nodes: Iterable[str],
@@ -187,7 +192,8 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
         with r:
             links = r.links()
             names = {lk.ifindex: lk.ifname for lk in links}
-            with_addrs = None if w is None else {i.ifname for i in w.ifaces if i.addresses}
+            with_addrs = None if w is None else {i.ifname for i in w.ifaces if i.addresses} | (
+                {"lo"} if w.loopback else set())
             addrs: dict[str, set[str]] = {}
             if with_addrs is None or with_addrs:
                 for a in r.addresses():
@@ -206,6 +212,8 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
         fwd = None
         if w is not None and w.forwarding:  # read where the plan needs it on: one setns per router
             fwd = run_in_netns(netns[node], lambda: (sysctl.read(FORWARDING[0]), sysctl.read(FORWARDING[1])))
+        sysctls = run_in_netns(netns[node], functools.partial(_read_sysctls, [k for k, _ in w.sysctls])) \
+            if w is not None and w.sysctls else {}
         out[node] = SeenNode(
             links={lk.ifname: SeenLink(lk.ifindex, lk.kind, bool(lk.raw_flags & IFF_UP), lk.master, lk.mtu)
                    for lk in links},
@@ -214,13 +222,29 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
             nft=bool(nfnl.tables(netns[node]) & NFT_TABLES),
             shaped=shaped,
             forwarding=fwd,
+            sysctls=sysctls,
         )
     return out
 
 
+def _read_sysctls(keys: Sequence[str]) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key in keys:
+        try:
+            out[key] = sysctl.read(key)
+        except OSError:  # an interface's key, with the interface gone
+            out[key] = None
+    return out
+
+
+def _same_value(a: str, b: str) -> bool:
+    """The kernel gives back multi-value sysctls tab-separated (ping_group_range: '0\t2147483647')."""
+    return a.split() == b.split()
+
+
 # ---- the difference (pure) ----------------------------------------------------------------------------------
 # Kinds of change, in the order they are applied: a route needs its device up and its address there first.
-PHASES = (("link-down", "link-up", "master", "mtu", "forwarding"), ("address",),
+PHASES = (("link-down", "link-up", "master", "mtu", "forwarding", "sysctl"), ("address",),
           ("route-del", "route-replace", "route-add"), ("nft",), ("unrate", "rate"))
 
 
@@ -241,6 +265,9 @@ class Change:
     script: str = ""
     undo_script: str = ""  # what `nft` puts back on undo ("" = remove nslab's tables)
     undo_rate: int = 0  # what `rate`/`unrate` put back on undo (0 = none)
+    key: str = ""  # `sysctl`: the key, the plan's value, and the value found (what undo puts back)
+    value: str = ""
+    old_value: str = ""
 
     def line(self, done: bool = True) -> str:
         """What a person reads: the node and what was done (DONE) or what differs (not done yet)."""
@@ -257,6 +284,10 @@ class Change:
             what = ("forwarding turned back on" if done
                     else f"forwarding is off (ip_forward={self.script[0]}, ipv6 forwarding={self.script[2]}), "
                          "the plan has a router")
+        elif k == "sysctl":
+            was = " ".join(self.old_value.split())  # the kernel separates values with tabs
+            what = (f"sysctl {self.key} set back to {self.value} (was {was})" if done
+                    else f"sysctl {self.key} is {was}, the plan {self.value}")
         elif k == "address":
             what = f"address {self.cidr} on {dev} " + ("restored" if done else "is missing")
         elif k == "route-add" and self.route is not None:
@@ -313,6 +344,20 @@ def diff_node(want: WantNode, seen: SeenNode, reset_script: str, force_nft: bool
                 changes.append(Change(node, "link-up", want.bridge, br.ifindex))
     if want.forwarding and seen.forwarding is not None and seen.forwarding != ("1", "1"):
         changes.append(Change(node, "forwarding", script=" ".join(seen.forwarding)))  # the old values, for undo
+    for key, value in want.sysctls:
+        if key not in seen.sysctls:
+            continue  # not read
+        found = seen.sysctls[key]
+        if found is None:
+            notes.append(Note(node, f"sysctl {key} cannot be read (is its interface gone?)"))
+        elif not _same_value(found, value):
+            changes.append(Change(node, "sysctl", key=key, value=value, old_value=found))
+    if want.loopback:
+        lo = seen.links.get("lo")
+        have_lo = seen.addresses.get("lo", frozenset())
+        for cidr in want.loopback:
+            if lo is not None and cidr not in have_lo:
+                changes.append(Change(node, "address", "lo", lo.ifindex, cidr=cidr))
     up_devs = set()
     for iface in want.ifaces:
         lk = seen.links.get(iface.ifname)
@@ -456,6 +501,8 @@ def _do_other(netns: str, c: Change, undo: bool = False) -> None:
                 sysctl.write(key, value)
 
         run_in_netns(netns, write)
+    elif c.kind == "sysctl":
+        run_in_netns(netns, functools.partial(sysctl.write, c.key, c.old_value if undo else c.value))
     elif c.kind in ("rate", "unrate"):
         bits = c.undo_rate if undo else (c.rate if c.kind == "rate" else 0)
         if bits:

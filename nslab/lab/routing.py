@@ -24,6 +24,7 @@ class RoutePlan:
     dst: str  # "default" or a CIDR; the family is that of `via`
     via: str
     dev: str
+    static: bool = False  # declared by the file (`routes:`), not computed by routing: auto
 
 
 def compute_routes(addr: Addressing) -> list[RoutePlan]:
