@@ -17,7 +17,7 @@ from .test_cli_imports import import_graph
 BASE = {"nslab.errors", "nslab.names", "nslab.model", "nslab.shield", "nslab.threads", "nslab.units"}
 # The planning half of nslab.lab: pure (no root, no kernel, no I/O).
 PLANNING = {f"nslab.lab.{m}" for m in ("model", "checks", "spec", "loader", "builtin", "topology", "addressing",
-                                       "routing", "plan", "view")}
+                                       "routing", "plan", "view", "subst")}
 
 
 def _broken(within: set[str], allowed: set[str]) -> dict[str, list[str]]:
@@ -96,9 +96,10 @@ def _test_imports(folder: str) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize(("folder", "may"), [("unit", set()), ("system", {"unit"}), ("kernel", {"unit", "system"})])
+@pytest.mark.parametrize(("folder", "may"), [("unit", set()), ("system", {"unit"}), ("kernel", {"unit", "system", "vm"})])
 def test_test_folders_import_only_below_them(folder: str, may: set[str]) -> None:
-    """tests/unit stands alone; tests/system may use unit's helpers; tests/kernel may use both's."""
+    """tests/unit stands alone; tests/system may use unit's helpers; tests/kernel may use both's and tests/vm's
+    feature probes (the `needs` marker's registry)."""
     assert {f: sorted(u - may) for f, u in _test_imports(folder).items() if u - may} == {}
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_codec_bytes import FIXTURES, KERNELS, Fixture, _no_kernel, _parse_error_of, load, replay_rtnl, same_request
+from .test_codec_bytes import FIXTURES, KERNELS, Fixture, _no_kernel, _parse_error_of, load, replay_rtnl, same_request
 
 from nslab.errors import ExistsError, FeatureMissing, KernelError
 from nslab.kernel import linkkinds

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 import hypothesis.strategies as st
-from fuzz_settings import bounded, fuzz_settings
+from .fuzz_settings import bounded, fuzz_settings
 from hypothesis import event, given
 from kernel_guard import no_kernel
 
