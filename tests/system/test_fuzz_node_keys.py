@@ -14,13 +14,14 @@ import re
 from typing import Any
 
 import hypothesis.strategies as st
-from .fuzz_settings import bounded, fuzz_settings
 from hypothesis import event, given
 from kernel_guard import no_kernel
 
 from nslab.errors import MESSAGE_MAX, UsageError
 from nslab.lab.plan import make_plan
 from nslab.lab.topology import load_text
+
+from .fuzz_settings import bounded, fuzz_settings
 
 SOURCE = "fuzz.yaml"
 

@@ -96,7 +96,8 @@ def _test_imports(folder: str) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize(("folder", "may"), [("unit", set()), ("system", {"unit"}), ("kernel", {"unit", "system", "vm"})])
+@pytest.mark.parametrize(("folder", "may"),
+                         [("unit", set()), ("system", {"unit"}), ("kernel", {"unit", "system", "vm"})])
 def test_test_folders_import_only_below_them(folder: str, may: set[str]) -> None:
     """tests/unit stands alone; tests/system may use unit's helpers; tests/kernel may use both's and tests/vm's
     feature probes (the `needs` marker's registry)."""

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from .test_codec_bytes import FIXTURES, KERNELS, Fixture, _no_kernel, _parse_error_of, load, replay_rtnl, same_request
 
 from nslab.errors import ExistsError, FeatureMissing, KernelError
 from nslab.kernel import linkkinds
 from nslab.kernel.rtnl import Request
 from nslab.namespace import Namespace
+
+from .test_codec_bytes import FIXTURES, KERNELS, Fixture, _no_kernel, _parse_error_of, load, replay_rtnl, same_request
 
 __all__ = ["_no_kernel"]  # its autouse fixture: nothing here may open a socket
 
