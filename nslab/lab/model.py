@@ -105,6 +105,10 @@ class TopologyData:
     routing: str = "auto"
     pools: Pools = field(default_factory=Pools)
     checks: list[Check] = field(default_factory=list)
+    # The `faults:` schedule as plain data, and the line of each of its fields (nslab.lab.schedule checks it;
+    # not part of the plan, nor of the topology a running lab records).
+    faults: list[object] = field(default_factory=list, compare=False, repr=False)
+    fault_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     source: str = field(default="<python>", compare=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
