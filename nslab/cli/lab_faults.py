@@ -262,7 +262,7 @@ def heal(args: argparse.Namespace) -> int:
             if had else "healed: there was no partition (the kernel was checked all the same)")
     if orphan is not None:
         what += (f"; the fault schedule run {orphan.get('run')} (pid {orphan.get('pid')}, seed {orphan.get('seed')}) "
-                 "was interrupted: every fault it left was undone")
+                 "had been cut off (killed): every fault it left was undone")
     return _done(args, f"lab {args.name}: {what}", {"verb": "heal", "healed": had,
                                                      "interrupted_run": orphan.get("run") if orphan else None})
 

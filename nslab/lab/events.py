@@ -334,8 +334,9 @@ def format_line(ev: Mapping[str, Any]) -> str:
 # ---- schedule runs: which ended, which were cut off ------------------------------------------------------------
 def runs(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The schedule runs the timeline shows: {run, seed, pid, started, ended: event or None, state}, where
-    state is 'running' (no end yet, its process alive), 'interrupted' (no end and its process gone: kill -9),
-    or the end event's result."""
+    state is 'running' (no end yet, its process alive), 'killed' (no end and its process gone: kill -9, so its
+    faults may still be in place), 'repaired' (killed, then undone by `lab heal` / `lab up` / the next run), or
+    how it ended: completed, stopped, interrupted (SIGINT/SIGTERM: healed), failed (a step failed: healed)."""
     found: dict[str, dict[str, Any]] = {}
     for ev in events:
         run = ev.get("run")
@@ -350,7 +351,7 @@ def runs(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                                    else str((ev.get("detail") or {}).get("how", ev.get("result"))))
     for r in found.values():
         if r["ended"] is None and not _alive(r["pid"], (r["detail"] or {}).get("pid_start")):
-            r["state"] = "interrupted"
+            r["state"] = "killed"
     return list(found.values())
 
 
@@ -369,9 +370,9 @@ def notes(events: Sequence[Mapping[str, Any]], lab: str) -> list[str]:
     """Lines saying which schedule runs were cut off, and how to put the lab back and replay them."""
     out = []
     for r in runs(events):
-        if r["state"] == "interrupted":
-            out.append(f"schedule run {r['run']} (pid {r['pid']}, seed {r['seed']}) was interrupted: its process "
-                       f"is gone without healing; 'nslab lab heal {lab}' or 'nslab lab up' undoes what it left")
+        if r["state"] == "killed":
+            out.append(f"schedule run {r['run']} (pid {r['pid']}, seed {r['seed']}) was cut off: its process is gone "
+                       f"and it did not undo its faults; 'nslab lab heal {lab}' or 'nslab lab up' undoes what it left")
     return out
 
 

@@ -123,6 +123,11 @@ class Step:
                 "line": self.line}
 
 
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class _Src:
     """Where entries came from: a file (with the lines of its fields) or Python; makes the error messages."""
 
@@ -149,7 +154,7 @@ def _time(src: _Src, value: object, path: str, lo: float = 0.0, positive: bool =
     seconds; from 0 to a day."""
     hint = "write a time such as '2s', '500ms', '5m' or a number of seconds, from 0 to 86400"
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        src.fail(path, f"expected a time, got {value!r}", hint)
+        src.fail(path, f"expected a time, got {_short(value)}", hint)
     text = str(value).strip()
     if text.startswith("-"):
         src.fail(path, f"a time cannot be negative ({text})", "times count from the schedule's start: 0s or later")
@@ -172,7 +177,7 @@ def _time(src: _Src, value: object, path: str, lo: float = 0.0, positive: bool =
 def _int(src: _Src, value: object, path: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit()
                                                                   and value.isascii() and len(value) < 12)):
-        src.fail(path, f"expected a whole number, got {value!r}", f"give a number from {lo} to {hi}")
+        src.fail(path, f"expected a whole number, got {_short(value)}", f"give a number from {lo} to {hi}")
     n = int(value)
     if not lo <= n <= hi:
         src.fail(path, f"{n} is outside {lo}-{hi}", f"give a number from {lo} to {hi}")
@@ -181,7 +186,7 @@ def _int(src: _Src, value: object, path: str, lo: int, hi: int) -> int:
 
 def _name(src: _Src, value: object, path: str) -> str:
     if not isinstance(value, str) or not value:
-        src.fail(path, f"expected a node name, got {value!r}", "write the node's name, e.g. h1")
+        src.fail(path, f"expected a node name, got {_short(value)}", "write the node's name, e.g. h1")
     return value
 
 
@@ -189,13 +194,13 @@ def _names(src: _Src, value: object, path: str) -> list[str]:
     if isinstance(value, str):
         return [_name(src, n.strip(), path) for n in value.split(",")]
     if not isinstance(value, list) or not value:
-        src.fail(path, f"expected a list of nodes, got {value!r}", "write [h1, h2]")
+        src.fail(path, f"expected a list of nodes, got {_short(value)}", "write [h1, h2]")
     return [_name(src, v, f"{path}[{i}]") for i, v in enumerate(value)]
 
 
 def _mapping(src: _Src, value: object, path: str, allowed: Sequence[str], hint: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        src.fail(path, f"expected a mapping, got {value!r}", hint)
+        src.fail(path, f"expected a mapping, got {_short(value)}", hint)
     for k in value:
         if not isinstance(k, str) or k not in allowed:
             close = closest(str(k), list(allowed))
@@ -206,7 +211,7 @@ def _mapping(src: _Src, value: object, path: str, allowed: Sequence[str], hint: 
 
 def _link(src: _Src, value: object, path: str) -> tuple[str, str]:
     if not isinstance(value, list) or len(value) != 2:
-        src.fail(path, f"a link is its two ends, got {value!r}", "write link: [r1, r2]")
+        src.fail(path, f"a link is its two ends, got {_short(value)}", "write link: [r1, r2]")
     return _name(src, value[0], f"{path}[0]"), _name(src, value[1], f"{path}[1]")
 
 
@@ -215,7 +220,7 @@ def parse(data: object, source: str = "<python>", lines: Mapping[str, int] | Non
     ('faults[0].at') -> line in SOURCE, as the loader records them."""
     src = _Src(source, lines)
     if not isinstance(data, list):
-        src.fail("faults", f"faults must be a list, got {data!r}",
+        src.fail("faults", f"faults must be a list, got {_short(data)}",
                  "write one '- {at: 2s, partition: [[h1], [h2]], for: 3s}' line per fault")
     if len(data) > MAX_STEPS:
         src.fail("faults", f"{len(data)} entries; at most {MAX_STEPS}", "split the schedule")
@@ -287,7 +292,7 @@ def _partition(src: _Src, value: object, path: str) -> dict[str, Any]:
                 src.fail(path, f"missing key {key!r}", hint)
         return {"from": _names(src, sub["from"], f"{path}.from"), "to": _names(src, sub["to"], f"{path}.to")}
     if not isinstance(value, list) or len(value) < 2:
-        src.fail(path, f"a partition needs at least two groups, got {value!r}", hint)
+        src.fail(path, f"a partition needs at least two groups, got {_short(value)}", hint)
     groups = [_names(src, g, f"{path}[{j}]") for j, g in enumerate(value)]
     seen: dict[str, int] = {}
     for j, g in enumerate(groups):
@@ -313,7 +318,7 @@ def _impair(src: _Src, value: object, path: str, need_link: bool) -> dict[str, A
         if k in sub:
             v = sub[k]
             if isinstance(v, bool) or not isinstance(v, str | int | float):
-                src.fail(f"{path}.{k}", f"expected a value, got {v!r}", hint)
+                src.fail(f"{path}.{k}", f"expected a value, got {_short(v)}", hint)
             try:
                 _check_impairment(k, v)
             except UsageError as exc:
@@ -352,7 +357,7 @@ def _random(src: _Src, fields: Mapping[str, Any], e: Entry, path: str) -> Entry:
                  "a random entry's faults do not overlap: make for: at most every:")
     picks = fields["random"]
     if not isinstance(picks, list) or not picks:
-        src.fail(f"{path}.random", f"expected a list of fault kinds, got {picks!r}", hint)
+        src.fail(f"{path}.random", f"expected a list of fault kinds, got {_short(picks)}", hint)
     for j, k in enumerate(picks):
         if k not in KINDS:
             close = closest(str(k), list(KINDS))
@@ -706,10 +711,10 @@ def repair_orphan(lab: LabView) -> dict[str, Any] | None:
         base = fl.FaultState.from_json(data["baseline"])
     except (KeyError, TypeError, ValueError, IndexError):
         base = fl.FaultState(lab.name)
-    with ev.origin("schedule", run=str(data.get("run")), seed=data.get("seed")):
+    with ev.origin(ev.current_origin().by, run=str(data.get("run")), seed=data.get("seed")):
         fl.restore(lab, base)
         ev.append(lab.name, "schedule-repaired", result="ok",
-                  detail={"how": "interrupted", "pid": data.get("pid"),
+                  detail={"how": "killed", "pid": data.get("pid"),
                           "note": "the runner was gone (killed); the faults it left were undone"})
     _drop_run(lab.name, str(data.get("run")))
     return data
@@ -937,8 +942,10 @@ class Run:
     def __exit__(self, *exc: object) -> None:
         stopped = self._thread is not None and self._thread.is_alive()
         self.stop()
-        how = "failed" if self.error is not None else "interrupted" if isinstance(exc[1], KeyboardInterrupt) \
-            else "stopped" if stopped else "completed"
+        err = exc[1]
+        how = ("failed" if self.error is not None else "interrupted" if isinstance(err, KeyboardInterrupt)
+               else f"stopped: the block raised {type(err).__name__}" if isinstance(err, BaseException)
+               else "stopped" if stopped else "completed")
         self._close(how)
 
     def _close(self, how: str) -> None:
