@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(TESTS, "lab"))  # the oracle module of the fault
 from lab_oracle import address, converge, nslab_rules_left, plan_differences
 
 from nslab import faults as fl
+from nslab.errors import NslabError, UsageError
 from nslab.lab import events as ev
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
