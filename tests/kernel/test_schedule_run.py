@@ -8,6 +8,7 @@ and the seed to replay.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
@@ -179,6 +180,20 @@ def test_a_manual_fault_is_in_the_timeline_as_the_clis_and_lab_status_shows_it(r
     js = nslab_subprocess(["--json", "lab", "events", ring.name])
     assert [e["action"] for e in json.loads(js.stdout)["events"]] == ["link-down", "link-up"]
     assert_plan_again(ring)
+    # -f prints what comes next, and ends when the lab goes down; down removes the timeline with the lab
+    now = datetime.datetime.now(datetime.UTC).isoformat()  # nothing yet: the events before are older
+    follow = spawn(["lab", "events", ring.name, "-f", "--since", now])
+    wait_line(follow, "no fault events in that time")
+    fl.node_stop(ring, "h2")
+    fl.node_start(ring, "h2")
+    (stop,) = wait_line(follow, "node-stop h2")
+    (start,) = wait_line(follow, "node-start h2")
+    assert "[python]" in stop and " ok" in start
+    assert os.path.exists(st.events_path(ring.name))
+    fl.forget(ring.name)
+    ring.down()
+    assert follow.wait(timeout=30) == 0
+    assert not os.path.exists(st.events_path(ring.name))
 
 
 def spawn(argv: list[str]) -> subprocess.Popen[str]:
@@ -204,18 +219,18 @@ def wait_line(p: subprocess.Popen[str], word: str, timeout: float = 60.0) -> lis
 def test_sigint_at_random_points_heals_and_exits_130(filelab: tuple[Lab, Path]) -> None:
     lab, _ = filelab
     rng = random.Random(20261201)  # the points are random but the same every run
-    for trial in range(4):
+    for trial, sig in enumerate([signal.SIGINT, signal.SIGINT, signal.SIGTERM, signal.SIGINT]):
         p = spawn(["lab", "run-faults", lab.name, "--seed", str(trial)])
         wait_line(p, "Ctrl-C stops and heals")
         time.sleep(rng.uniform(0.0, 3.0))
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
         _, err = p.communicate(timeout=120)
-        assert p.returncode in (130, 0), (p.returncode, err)
+        assert p.returncode in (128 + sig, 0), (p.returncode, err)
         assert p.returncode == 0 or "every fault it made was undone" in err, err
         assert_plan_again(lab)
         end = ev.read(lab.name)[-1]
         assert end["action"] == "schedule-end" and end["seed"] == trial
-        assert end["detail"]["how"] == ("interrupted" if p.returncode == 130 else "completed")
+        assert end["detail"]["how"] == ("interrupted" if p.returncode else "completed")
 
 
 @pytest.mark.parametrize("repair", ["heal", "up"])
