@@ -51,7 +51,7 @@ values = st.one_of(st.sampled_from(["5%", "100%", "150%", "-1%", "0.001%", "1mbi
                    st.integers(-5, 200), st.floats(allow_nan=True))
 impair = st.dictionaries(st.sampled_from(["link", "dir", "iface", "loss", "rate", "duplicate", "delay", "lose"]),
                          st.one_of(link, values, st.sampled_from(["both", "h1->r1", "A->B", "up"])), max_size=4)
-fault = st.sampled_from(sc.KINDS + ("crash", "partiton"))
+fault = st.sampled_from((*sc.KINDS, "crash", "partiton"))
 kind_value = st.one_of(
     st.lists(node_list, max_size=3),
     st.fixed_dictionaries({"from": node_list, "to": node_list}),
@@ -65,7 +65,8 @@ VALID = [
     {"partition": [["h1"], ["h2", "r2"]]}, {"partition": {"from": ["h1"], "to": ["r1"]}},
     {"link-down": ["r1", "r2"]}, {"link-down": {"link": ["r2", "s1"]}}, {"node-stop": "h2"}, {"node-stop": "s1"},
     {"flap": {"link": ["h1", "r1"], "period": "0.2s", "count": 2}},
-    {"impair": {"link": ["h1", "r1"], "loss": "5%"}}, {"impair": {"link": ["r1", "r2"], "dir": "r1->r2", "rate": "1mbit"}},
+    {"impair": {"link": ["h1", "r1"], "loss": "5%"}},
+    {"impair": {"link": ["r1", "r2"], "dir": "r1->r2", "rate": "1mbit"}},
     {"every": "1s", "random": list(sc.KINDS), "until": "10s"},
     {"every": "0.5s", "random": ["node-stop", "partition"], "until": "5s", "nodes": ["h1", "h2", "r1"]},
 ]
@@ -83,7 +84,7 @@ def entries(draw: Any) -> list[dict[str, Any]]:
             if "random" not in e and "flap" not in e and draw(st.booleans()):
                 e["for"] = draw(st.sampled_from(["0.5s", "1s", "2s"]))
             if draw(st.integers(0, 3)) == 0:
-                e[draw(st.sampled_from(list(sc.ENTRY_KEYS) + ["x"]))] = draw(st.one_of(times, kind_value))
+                e[draw(st.sampled_from([*sc.ENTRY_KEYS, "x"]))] = draw(st.one_of(times, kind_value))
         elif draw(st.booleans()):
             e["random"] = draw(st.lists(fault, max_size=4))
             for key in ("every", "until", "for", "at"):
