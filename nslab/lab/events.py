@@ -80,6 +80,30 @@ def _offset(rec: st.LabState | None, mono: float) -> float | None:
     return round(mono - rec.created_mono, 3)
 
 
+_records: dict[str, tuple[tuple[int, int, int, int], st.LabState]] = {}  # lab -> (its record file's identity, record)
+
+
+def _record(lab: str) -> st.LabState | None:
+    """The lab's record, parsed again only when its file changed (a large lab's record is a large JSON file and
+    the record is read for every event)."""
+    try:
+        info = os.stat(os.path.join(st.STATE_DIR, f"{st.check_name(lab)}.json"))
+    except FileNotFoundError:
+        _records.pop(lab, None)
+        return None
+    key = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+    hit = _records.get(lab)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    rec = st.load(lab)
+    if rec is None:
+        return None
+    if len(_records) > 64:
+        _records.clear()
+    _records[lab] = (key, rec)
+    return rec
+
+
 def make(lab: str, action: str, *, nodes: Sequence[str] = (), links: Sequence[Sequence[str]] = (),
          detail: Mapping[str, Any] | None = None, result: str = "ok", error: str | None = None,
          mono: float | None = None, wall: str | None = None, took: float | None = None,
@@ -107,7 +131,7 @@ def append(lab: str, action: str, **kw: Any) -> dict[str, Any] | None:
     """Record one event of LAB (see `make`). Nothing is written for a lab that is not up (no record): its
     timeline would outlive it. Never raises for the timeline's sake: a fault change that succeeded is not
     turned into a failure because /run is full."""
-    rec = st.load(lab)
+    rec = _record(lab)
     if rec is None:
         return None
     ev = make(lab, action, rec=rec, **kw)
