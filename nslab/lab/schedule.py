@@ -316,6 +316,9 @@ def _impair(src: _Src, value: object, path: str, need_link: bool) -> dict[str, A
         out["iface"] = sub.get("iface")
     for k in IMPAIR_KEYS:
         if k in sub:
+            if k not in _impair_params():
+                src.fail(f"{path}.{k}", f"a schedule cannot set {k} (nslab.faults.impair takes no {k})",
+                         f"use: {', '.join(p for p in IMPAIR_KEYS if p in _impair_params())}")
             v = sub[k]
             if isinstance(v, bool) or not isinstance(v, str | int | float):
                 src.fail(f"{path}.{k}", f"expected a value, got {_short(v)}", hint)
@@ -327,6 +330,13 @@ def _impair(src: _Src, value: object, path: str, need_link: bool) -> dict[str, A
     if not out["values"]:
         src.fail(path, "no impairment given", f"give one of: {', '.join(IMPAIR_KEYS)}")
     return out
+
+
+def _impair_params() -> frozenset[str]:
+    """The impairments faults.impair takes as keywords (the file's `impair:` keys may be more)."""
+    import inspect
+
+    return frozenset(inspect.signature(fl.impair).parameters)
 
 
 def _check_impairment(key: str, value: str | int | float) -> None:

@@ -255,7 +255,7 @@ def test_kill_9_of_the_runner_then_heal_or_up_repairs(filelab: tuple[Lab, Path],
     assert ev.notes(timeline, lab.name) == []
 
 
-def test_a_schedule_refuses_a_second_one_and_a_link_already_down(ring: Lab) -> None:
+def test_a_schedule_refuses_a_second_one_a_link_already_down_and_a_bad_file(ring: Lab, tmp_path: Path) -> None:
     with (ring.schedule(faults=[{"at": "0s", "node-stop": "h2", "for": "3s"}], seed=1),
           pytest.raises(NslabError, match="already runs a fault schedule")):
         ring.schedule(faults=[{"at": "0s", "node-stop": "h1"}]).__enter__()
@@ -263,6 +263,12 @@ def test_a_schedule_refuses_a_second_one_and_a_link_already_down(ring: Lab) -> N
     with pytest.raises(UsageError, match="link r1-r2 is down already"):
         ring.schedule(faults=[{"at": "0s", "flap": {"link": ["r1", "r2"]}}]).__enter__()
     fl.link_state(ring, "r1", "r2", True)
+    before = ev.read(ring.name)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("faults:\n  - {at: 1s, node-stop: h1}\n  - {at: 2s, partition: [[h1], [h9]]}\n")
+    r = nslab_subprocess(["lab", "run-faults", ring.name, str(bad)])
+    assert r.returncode == 2 and f"{bad}:3: faults[1].partition[1]: lab '{ring.name}' has no node 'h9'" in r.stderr
+    assert ev.read(ring.name) == before  # nothing started
     assert_plan_again(ring)
 
 
