@@ -539,14 +539,14 @@ def _random_step(rng: random.Random, e: Entry, kind: str, c: Any, t: float, dura
 
 
 def horizon_of(entries: Sequence[Entry]) -> float:
-    """When the schedule ends (every fault still held is undone then): the latest end of a timed fault,
-    start of an open-ended one, or until: of a random entry."""
+    """When the schedule ends (every fault still held is undone then): the latest end of a fault with a
+    length (for:, a flap, a random entry's last pick). A fault without for: holds until then."""
     h = 0.0
     for e in entries:
         if e.kind == "random":
             h = max(h, e.until + (e.duration or 0.0))
-        else:
-            h = max(h, e.at + (e.duration or 0.0))
+        elif e.duration is not None:
+            h = max(h, e.at + e.duration)
     return h
 
 
@@ -569,6 +569,10 @@ def check(entries: Sequence[Entry], plan: Plan, source: str = "<python>",
                              "remove it from random:, or widen nodes:")
             continue
         step = _fixed_step(src, plan, e)
+        if e.duration is None and e.at >= horizon:
+            src.fail(f"faults[{e.index}]", f"{step.what()} has no for: and starts at {e.at:g}s, when the schedule "
+                     f"ends ({horizon:g}s: the last end of a fault with a length): it would end as it starts",
+                     "give it a for:, or start it earlier")
         for other in fixed:
             if _overlap(step, other, horizon):
                 o_line = f" (line {other.line})" if other.line else ""

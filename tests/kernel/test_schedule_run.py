@@ -258,7 +258,7 @@ def test_kill_9_of_the_runner_then_heal_or_up_repairs(filelab: tuple[Lab, Path],
 def test_a_schedule_refuses_a_second_one_a_link_already_down_and_a_bad_file(ring: Lab, tmp_path: Path) -> None:
     with (ring.schedule(faults=[{"at": "0s", "node-stop": "h2", "for": "3s"}], seed=1),
           pytest.raises(NslabError, match="already runs a fault schedule")):
-        ring.schedule(faults=[{"at": "0s", "node-stop": "h1"}]).__enter__()
+        ring.schedule(faults=[{"at": "0s", "node-stop": "h1", "for": "1s"}]).__enter__()
     fl.link_state(ring, "r1", "r2", False)
     with pytest.raises(UsageError, match="link r1-r2 is down already"):
         ring.schedule(faults=[{"at": "0s", "flap": {"link": ["r1", "r2"]}}]).__enter__()

@@ -189,6 +189,9 @@ BAD = {
     "impair-value": ("  - {at: 1s, impair: {link: [h1, r1], loss: 150%}}\n", r"faults\[0\]\.impair\.loss: ", ""),
     "impair-dir": ("  - {at: 1s, impair: {link: [h1, r1], dir: sideways, loss: 1%}}\n",
                    r"faults\[0\]\.impair\.dir: invalid direction 'sideways'", "A->B"),
+    "open-ended-at-the-end": ("  - {at: 1s, node-stop: h1, for: 2s}\n  - {at: 3s, link-down: [r1, r2]}\n",
+                              r"lab.yaml:17: faults\[1\]: link-down r1-r2 has no for: and starts at 3s, when the "
+                              r"schedule ends \(3s", "give it a for:"),
     "not-a-list": ("  {at: 1s}\n", r"lab.yaml:16: faults: faults must be a list", "one '- {at"),
     "link-one-end": ("  - {at: 1s, link-down: [r1]}\n", r"faults\[0\]\.link-down: a link is its two ends",
                      "[r1, r2]"),
@@ -228,7 +231,7 @@ def test_run_faults_dry_run_prints_the_same_sequence_for_the_same_seed(tmp_path:
 def test_python_errors_name_the_entry_without_a_file() -> None:
     plan = make_plan(builtin.topo("ring", 3, name="x"))
     with pytest.raises(UsageError, match=r"^<python>: faults\[1\]\.node-stop: lab 'x' has no node 'h7'"):
-        sc.Schedule.of([{"at": 0, "node-stop": "h1"}, {"at": 1, "node-stop": "h7"}]).steps(plan, 0)
+        sc.Schedule.of([{"at": 0, "node-stop": "h1", "for": 1}, {"at": 1, "node-stop": "h7"}]).steps(plan, 0)
 
 
 def test_random_expansion_is_total_over_many_seeds() -> None:
