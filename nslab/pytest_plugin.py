@@ -357,6 +357,9 @@ def report_sections(lab: Lab, lines: int = 50) -> list[tuple[str, str]]:
     return out
 
 
+REPORT_EVENTS = 200  # the timeline's last events a failure report shows
+
+
 def timeline_text(lab: Lab) -> str:
     """The lab's fault timeline (nslab.lab.events), the runs cut off, and how to replay each schedule run."""
     from .lab import events as ev
@@ -367,7 +370,9 @@ def timeline_text(lab: Lab) -> str:
         return f"(cannot read the lab's timeline: {exc})"
     if not found:
         return ""
-    lines = [ev.format_table(found), *ev.notes(found, lab.name)]
+    shown = found[-REPORT_EVENTS:]
+    lines = ([f"({len(found) - len(shown)} earlier events not shown)"] if len(shown) < len(found) else [])
+    lines += [ev.format_table(shown), *ev.notes(found, lab.name)]
     for r in ev.runs(found):
         lines.append(f"schedule run {r['run']}: {r['state']}, seed {r['seed']}; replay the same faults with "
                      f"--nslab-fault-seed {r['seed']} (pytest) or --seed {r['seed']} (nslab lab run-faults)")

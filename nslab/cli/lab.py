@@ -68,9 +68,12 @@ def up(args: argparse.Namespace) -> int:
         raise UsageError("lab up: give a topology file or --topo, not both and not neither",
                          "e.g. 'nslab lab up campus.yaml' or 'nslab lab up --topo single,3'")
     lab = Lab.from_file(args.file, args.name) if args.file is not None else Lab.from_topo_arg(args.topo, args.name)
+    from ..lab import events
+
     bar = Bar()
     try:
-        res = lab.up(progress=bar)
+        with events.origin("cli"):  # what it repairs (a killed schedule's faults) is the CLI's in the timeline
+            res = lab.up(progress=bar)
     finally:
         bar.close()
     rows = node_rows(lab.plan)
