@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -61,23 +60,26 @@ def events(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     if not args.follow:
         return 0
-    return _follow(args, len(shown))
+    return _follow(args, shown)
 
 
-def _follow(args: argparse.Namespace, seen: int) -> int:
+def _follow(args: argparse.Namespace, seen: list[dict[str, Any]]) -> int:
     """Print each new event as a line (or JSON line), until the lab goes down or Ctrl-C."""
-    path = st.events_path(args.name)
+    last = seen[-1] if seen else None
     while True:
         time.sleep(FOLLOW_POLL)
         if st.load(args.name) is None:
             print(f"lab {args.name} is down", file=sys.stderr)
             return 0
         now = ev.read(args.name)
-        if len(now) < seen or (now and seen and not os.path.exists(path)):
-            seen = 0  # trimmed (the older half dropped): start over from what is there
-        for e in now[seen:]:
+        start = 0
+        if last is not None:
+            # The last event printed, found again (the file may have been trimmed: its older half dropped).
+            start = next((i + 1 for i in range(len(now) - 1, -1, -1) if now[i] == last), 0)
+        for e in now[start:]:
             print(json.dumps(e) if args.json else ev.format_line(e), flush=True)
-        seen = len(now)
+        if now[start:]:
+            last = now[-1]
 
 
 def run_faults(args: argparse.Namespace) -> int:

@@ -570,9 +570,9 @@ def check(entries: Sequence[Entry], plan: Plan, source: str = "<python>",
             continue
         step = _fixed_step(src, plan, e)
         if e.duration is None and e.at >= horizon:
-            src.fail(f"faults[{e.index}]", f"{step.what()} has no for: and starts at {e.at:g}s, when the schedule "
-                     f"ends ({horizon:g}s: the last end of a fault with a length): it would end as it starts",
-                     "give it a for:, or start it earlier")
+            src.fail(f"faults[{e.index}]", f"{step.what()} has no for: and starts when the schedule ends "
+                     f"({horizon:g}s)", "give it a for: (a fault without one holds until the last end of a fault "
+                     "with one), or start it earlier")
         for other in fixed:
             if _overlap(step, other, horizon):
                 o_line = f" (line {other.line})" if other.line else ""

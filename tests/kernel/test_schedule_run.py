@@ -265,7 +265,7 @@ def test_a_schedule_refuses_a_second_one_a_link_already_down_and_a_bad_file(ring
     fl.link_state(ring, "r1", "r2", True)
     before = ev.read(ring.name)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("faults:\n  - {at: 1s, node-stop: h1}\n  - {at: 2s, partition: [[h1], [h9]]}\n")
+    bad.write_text("faults:\n  - {at: 1s, node-stop: h1, for: 1s}\n  - {at: 2s, partition: [[h1], [h9]]}\n")
     r = nslab_subprocess(["lab", "run-faults", ring.name, str(bad)])
     assert r.returncode == 2 and f"{bad}:3: faults[1].partition[1]: lab '{ring.name}' has no node 'h9'" in r.stderr
     assert ev.read(ring.name) == before  # nothing started

@@ -190,8 +190,8 @@ BAD = {
     "impair-dir": ("  - {at: 1s, impair: {link: [h1, r1], dir: sideways, loss: 1%}}\n",
                    r"faults\[0\]\.impair\.dir: invalid direction 'sideways'", "A->B"),
     "open-ended-at-the-end": ("  - {at: 1s, node-stop: h1, for: 2s}\n  - {at: 3s, link-down: [r1, r2]}\n",
-                              r"lab.yaml:17: faults\[1\]: link-down r1-r2 has no for: and starts at 3s, when the "
-                              r"schedule ends \(3s", "give it a for:"),
+                              r"lab.yaml:17: faults\[1\]: link-down r1-r2 has no for: and starts when the "
+                              r"schedule ends \(3s\)", "give it a for:"),
     "not-a-list": ("  {at: 1s}\n", r"lab.yaml:16: faults: faults must be a list", "one '- {at"),
     "link-one-end": ("  - {at: 1s, link-down: [r1]}\n", r"faults\[0\]\.link-down: a link is its two ends",
                      "[r1, r2]"),
