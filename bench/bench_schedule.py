@@ -5,8 +5,8 @@ schedule planned it, and how long a change takes, on a ring,3 lab.
 
 A random schedule (partition, node-stop, impair, link-down every 0.5 s, each for 0.25 s: four changes a
 second; seed 1) for 15 s (--quick: 5 s). A change is never skipped for being late: when the machine cannot
-keep up, the lateness grows through the run. The baseline is the plan itself (lateness 0). Needs root; the lab is named nslabb-* and
-taken down in a `finally`.
+keep up, the lateness grows through the run. The baseline is the plan itself (lateness 0). Needs root; the
+lab is named nslabb-* and taken down in a `finally`.
 """
 
 from __future__ import annotations
