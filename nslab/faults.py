@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
+from .lab import events as ev
 from .lab import reconcile
 from .units import SHAPING_RATES
 from .units import format_rate as format_rate  # the one grammar of rates, times and percentages
@@ -511,6 +512,7 @@ def _change(lab: LabView, everywhere: bool = False,
 
 
 # ---- the API ------------------------------------------------------------------------------------------------
+@ev.recorded(ev.on_link_state)
 def link_state(lab: LabView, a: str, b: str, up: bool, iface: str | None = None) -> None:
     """Set the link between A and B down (both veth ends) or up again. Idempotent."""
     ea, eb = find_link(lab.plan, a, b, iface)
@@ -522,6 +524,7 @@ def link_state(lab: LabView, a: str, b: str, up: bool, iface: str | None = None)
             new.links_down.append(key)
 
 
+@ev.recorded(ev.on_flap, inner=True, begin="flap-start")
 def flap(lab: LabView, a: str, b: str, period: float, count: int, iface: str | None = None) -> None:
     """COUNT times: the link down for PERIOD/2 seconds, then up for PERIOD/2. Ends up, even on Ctrl-C."""
     if not 0.02 <= period <= 3600:
@@ -539,6 +542,7 @@ def flap(lab: LabView, a: str, b: str, period: float, count: int, iface: str | N
         link_state(lab, a, b, True, iface)
 
 
+@ev.recorded(ev.on_node_stop)
 def node_stop(lab: LabView, node: str) -> list[int]:
     """Freeze NODE: every interface of it down and its processes SIGSTOPped. Returns the stopped pids."""
     ns = lab.plan.node(node).netns
@@ -550,6 +554,7 @@ def node_stop(lab: LabView, node: str) -> list[int]:
         return new.stopped[node]
 
 
+@ev.recorded(ev.on_node_start)
 def node_start(lab: LabView, node: str) -> None:
     """Undo node_stop: SIGCONT the processes it stopped, interfaces up (except links that are down)."""
     lab.plan.node(node)
@@ -565,6 +570,7 @@ def _check_partition_nodes(plan: Plan, nodes: Iterable[str]) -> None:
                              "partition hosts and routers; to cut a switch off, set its links down")
 
 
+@ev.recorded(ev.on_grudge)
 def grudge(lab: LabView, mapping: Mapping[str, Iterable[str]]) -> None:
     """Jepsen's grudge: each node drops everything the listed nodes send it (added to current partitions)."""
     plan = lab.plan
@@ -580,6 +586,7 @@ def grudge(lab: LabView, mapping: Mapping[str, Iterable[str]]) -> None:
             new.grudge[k] = sorted(set(new.grudge.get(k, [])) | set(v))
 
 
+@ev.recorded(ev.on_partition)
 def partition(lab: LabView, groups: Sequence[Sequence[str]]) -> None:
     """Symmetric partition: nodes in different groups no longer reach each other (nodes not listed: untouched)."""
     if len(groups) < 2:
@@ -587,6 +594,7 @@ def partition(lab: LabView, groups: Sequence[Sequence[str]]) -> None:
     grudge(lab, {n: [m for j, h in enumerate(groups) if j != i for m in h] for i, g in enumerate(groups) for n in g})
 
 
+@ev.recorded(ev.on_partition_oneway)
 def partition_oneway(lab: LabView, src: str | Sequence[str], dst: str | Sequence[str]) -> None:
     """One-way: DST drops what SRC sends it (DST's packets still reach SRC)."""
     srcs = [src] if isinstance(src, str) else list(src)
@@ -594,6 +602,7 @@ def partition_oneway(lab: LabView, src: str | Sequence[str], dst: str | Sequence
     grudge(lab, {d: srcs for d in dsts})
 
 
+@ev.recorded(ev.on_heal)
 def heal(lab: LabView) -> None:
     """Remove every partition (grudge) of the lab. Impairments and link states stay. Every node is read
     back: nslab's rules the kernel holds go, whatever the record says, and the plan's routes come back."""
@@ -615,6 +624,7 @@ def _netem_impairments(delay: str | float | None, jitter: str | float | None, re
     return names
 
 
+@ev.recorded(ev.on_impair)
 def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
            rate: str | int | None = None, duplicate: str | float | None = None, corrupt: str | float | None = None,
            delay: str | float | None = None, jitter: str | float | None = None, reorder: str | float | None = None,
@@ -683,6 +693,7 @@ def apply_declared(lab: LabView) -> None:
     _commit(lab, old, new)
 
 
+@ev.recorded(ev.on_clear)
 def clear(lab: LabView, a: str, b: str, direction: str | None = "both", iface: str | None = None) -> None:
     """Remove the impairments of link A-B (in DIRECTION). Idempotent."""
     ea, eb = find_link(lab.plan, a, b, iface)
@@ -726,6 +737,7 @@ def faults(lab: LabView | str) -> list[dict[str, Any]]:
     return describe(load_state(lab if isinstance(lab, str) else lab.name))
 
 
+@ev.recorded(ev.on_clear_all)
 def clear_all(lab: LabView) -> None:
     """Remove every fault: heal, clear impairments, links up, stopped nodes started. Idempotent."""
     with _change(lab, everywhere=True) as (_, new):
@@ -746,3 +758,16 @@ def forget(lab: str) -> None:
     for p in (_record_path(lab), _record_path(lab) + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
+
+
+@ev.recorded(ev.on_restore)
+def restore(lab: LabView, state: FaultState) -> None:
+    """Put the lab's faults back to STATE (a record read earlier: a fault schedule's starting point), every
+    node read back by the reconcile engine, as heal and clear_all do. Idempotent."""
+    import dataclasses
+
+    want = state.copy()
+    with _change(lab, everywhere=True) as (_, new):
+        for f in dataclasses.fields(new):
+            if f.name not in ("lab", "pending"):
+                setattr(new, f.name, getattr(want, f.name))

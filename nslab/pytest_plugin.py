@@ -278,6 +278,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--nslab-pcap", action="store_true", default=False,
                     help="capture packets on every host's first interface during each test; "
                          "a failed test's report lists the pcap files")
+    group.addoption("--nslab-fault-seed", type=int, default=None, metavar="N",
+                    help="the seed of the fault schedules the nslab_faults fixture runs (to replay a failed run: "
+                         "its report gives the seed)")
     group.addoption("--nslab-log-lines", type=int, default=50, metavar="N",
                     help="lines of each service log in a failed test's report (default 50)")
 
@@ -344,11 +347,83 @@ def report_sections(lab: Lab, lines: int = 50) -> list[tuple[str, str]]:
     except Exception as exc:
         status = f"(cannot read the lab's status: {exc})"
     out = [(f"nslab lab {lab.name}: status", status)]
+    timeline = timeline_text(lab)
+    if timeline:
+        out.append((f"nslab lab {lab.name}: fault timeline", timeline))
     for path in svc_mod.log_files(lab.name):
         rel = f"{path.parent.name}/{path.name}"
         out.append((f"nslab lab {lab.name}: log {rel} (last {lines} lines; {path})",
                     svc_mod.tail(path, lines) or "(empty)"))
     return out
+
+
+REPORT_EVENTS = 200  # the timeline's last events a failure report shows
+
+
+def timeline_text(lab: Lab) -> str:
+    """The lab's fault timeline (nslab.lab.events), the runs cut off, and how to replay each schedule run."""
+    from .lab import events as ev
+
+    try:
+        found = ev.read(lab.name)
+    except OSError as exc:
+        return f"(cannot read the lab's timeline: {exc})"
+    if not found:
+        return ""
+    shown = found[-REPORT_EVENTS:]
+    lines = ([f"({len(found) - len(shown)} earlier events not shown)"] if len(shown) < len(found) else [])
+    lines += [ev.format_table(shown), *ev.notes(found, lab.name)]
+    for r in ev.runs(found):
+        lines.append(f"schedule run {r['run']}: {r['state']}, seed {r['seed']}; replay the same faults with "
+                     f"--nslab-fault-seed {r['seed']} (pytest) or --seed {r['seed']} (nslab lab run-faults)")
+    return "\n".join(lines)
+
+
+class FaultRuns:
+    """`run = nslab_faults(lab, faults=[...], seed=None)`: a fault schedule running in the background while the
+    test goes on (nslab.lab.schedule.Run, started); `run.wait()` waits for its end. At teardown every run still
+    going is stopped and its faults undone (before the lab goes down); the failure report has the timeline and
+    the seed. The seed: the one given, else --nslab-fault-seed, else a new one (printed in the report)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.runs: list[Any] = []
+
+    def __call__(self, lab: Lab, faults: Any = None, *, seed: int | None = None,
+                 file: str | os.PathLike[str] | None = None) -> Any:
+        __tracebackhide__ = True
+        if seed is None:
+            seed = self.config.getoption("nslab_fault_seed")
+        error: NslabError | None = None
+        try:
+            run = lab.schedule(faults, seed, file=None if file is None else os.fspath(file))
+            run.__enter__()
+        except NslabError as exc:
+            error = exc
+        if error is not None:
+            fail(error)
+        self.runs.append(run)
+        return run
+
+    def close(self) -> None:
+        errors = []
+        for run in reversed(self.runs):
+            try:
+                run.__exit__(None, None, None)
+            except NslabError as exc:
+                errors.append(exc)
+        self.runs.clear()
+        if errors:
+            fail(errors[0])
+
+
+@pytest.fixture
+def nslab_faults(request: pytest.FixtureRequest, nslab_lab: LabFactory) -> FaultRuns:
+    """Run fault schedules during a test: `run = nslab_faults(lab, [{"at": "1s", "node-stop": "h2", "for": "2s"}])`.
+    Depends on nslab_lab so that its runs are stopped and healed before the labs go down."""
+    runs = FaultRuns(request.config)
+    request.addfinalizer(runs.close)
+    return runs
 
 
 def _full_tracebacks(item: pytest.Item) -> bool:
@@ -451,4 +526,4 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         item.stash[_pcap_paths_key] = pcap.summary()
 
 
-__all__ = ["LabFactory", "labs_of", "report_sections", "teardown_lab", "unique_name"]
+__all__ = ["FaultRuns", "LabFactory", "labs_of", "report_sections", "teardown_lab", "timeline_text", "unique_name"]

@@ -18,6 +18,8 @@ from .common import emit_json, file_arg, lab_arg, node_arg, object_parser, verb_
 from .lab_table import format_table, node_rows, node_settings
 from .progress import Bar
 
+STATUS_EVENTS = 5  # the timeline's last events `lab status` shows
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     verbs = object_parser(sub, "lab", "labs: many namespaces joined by links, switches and routers")
@@ -55,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=check)
     # Verbs with modules of their own: observe (reach, perf, capture, top, graph) and faults (link, node, partition,
     # heal, impair).
-    from . import lab_capture, lab_faults, lab_graph, lab_perf, lab_reach, lab_top
+    from . import lab_capture, lab_events, lab_faults, lab_graph, lab_perf, lab_reach, lab_top
 
-    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults):
+    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults, lab_events):
         module.register(verbs)
 
 
@@ -66,9 +68,12 @@ def up(args: argparse.Namespace) -> int:
         raise UsageError("lab up: give a topology file or --topo, not both and not neither",
                          "e.g. 'nslab lab up campus.yaml' or 'nslab lab up --topo single,3'")
     lab = Lab.from_file(args.file, args.name) if args.file is not None else Lab.from_topo_arg(args.topo, args.name)
+    from ..lab import events
+
     bar = Bar()
     try:
-        res = lab.up(progress=bar)
+        with events.origin("cli"):  # what it repairs (a killed schedule's faults) is the CLI's in the timeline
+            res = lab.up(progress=bar)
     finally:
         bar.close()
     rows = node_rows(lab.plan)
@@ -177,11 +182,15 @@ def status(args: argparse.Namespace) -> int:
         out.append({"node": node.name, "kind": node.kind, "netns": node.netns,
                     "links": links, "routes": routes, "settings": node_settings(lab.plan, node.name)})
     from .. import faults
+    from ..lab import events
 
     active = faults.faults(lab.name)
     drift = lab.drift().lines()
+    timeline = events.read(lab.name)
+    recent = timeline[-STATUS_EVENTS:]
     if args.json:
-        emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift, "nodes": [
+        emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift,
+                   "events": recent, "runs": events.runs(timeline), "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
              "routes": [r.to_json() for r in o["routes"]], **o["settings"]} for o in out]})
@@ -200,6 +209,11 @@ def status(args: argparse.Namespace) -> int:
         print("faults:")
         for f in active:
             print("  " + faults.describe_line(f))
+    if recent:
+        print(f"last fault events ({len(recent)} of {len(timeline)}; all: 'nslab lab events {lab.name}'):")
+        print(events.format_table(recent))
+    for note in events.notes(timeline, lab.name):
+        print(note)
     if drift:
         print(f"drifted: the kernel differs from the plan{' and its faults' if active else ''} "
               f"('nslab lab up' repairs what it can):")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from typing import Any
 
 from .. import faults as fl
 from ..errors import UsageError
+from ..lab import events as ev
 from ..lab.lab import Lab
 from .common import ascii_arg, dev_arg, emit_json, int_arg, lab_arg, node_arg, node_list_arg, seconds_arg, verb_parser
 
@@ -177,6 +179,17 @@ def _rate_or_zero(text: str) -> None:
         fl.parse_rate(text)
 
 
+def _from_cli(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The fault changes a verb makes are the CLI's in the lab's timeline (nslab.lab.events)."""
+    def run(args: argparse.Namespace) -> int:
+        with ev.origin("cli"):
+            return handler(args)
+
+    run.__name__ = handler.__name__
+    return run
+
+
+@_from_cli
 def link(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
     result: dict[str, Any] = {"verb": "link", "a": args.a, "b": args.b, "action": args.action, "iface": args.iface}
@@ -195,6 +208,7 @@ def link(args: argparse.Namespace) -> int:
     return _done(args, what, {**result, "state": args.action})
 
 
+@_from_cli
 def node(args: argparse.Namespace) -> int:
     lab = Lab.attach(args.name)
     result: dict[str, Any] = {"verb": "node", "node": args.node, "action": args.action}
@@ -206,6 +220,7 @@ def node(args: argparse.Namespace) -> int:
     return _done(args, f"lab {args.name}: node {args.node} started", result)
 
 
+@_from_cli
 def partition(args: argparse.Namespace) -> int:
     forms = sum([bool(args.groups), bool(args.src or args.dst), bool(args.grudge)])
     if forms != 1:
@@ -235,13 +250,21 @@ def partition(args: argparse.Namespace) -> int:
     return _done(args, f"lab {args.name}: partition {what}", result)
 
 
+@_from_cli
 def heal(args: argparse.Namespace) -> int:
+    from ..lab.schedule import repair_orphan
+
     lab = Lab.attach(args.name)
+    orphan = repair_orphan(lab)  # a fault schedule killed before its end: what it left is undone first
     had = sorted(fl.load_state(lab.name).grudge)  # the receivers that dropped traffic, for the message
     fl.heal(lab)
     what = (f"healed: {len(had)} node{'s' if len(had) != 1 else ''} dropped traffic ({', '.join(had)}), none now"
             if had else "healed: there was no partition (the kernel was checked all the same)")
-    return _done(args, f"lab {args.name}: {what}", {"verb": "heal", "healed": had})
+    if orphan is not None:
+        what += (f"; the fault schedule run {orphan.get('run')} (pid {orphan.get('pid')}, seed {orphan.get('seed')}) "
+                 "had been cut off (killed): every fault it left was undone")
+    return _done(args, f"lab {args.name}: {what}", {"verb": "heal", "healed": had,
+                                                     "interrupted_run": orphan.get("run") if orphan else None})
 
 
 def _impair_ends(args: argparse.Namespace) -> tuple[str, str, str]:
@@ -260,6 +283,7 @@ def _impair_ends(args: argparse.Namespace) -> tuple[str, str, str]:
     return args.a, args.b, args.dir or "both"
 
 
+@_from_cli
 def impair(args: argparse.Namespace) -> int:
     a, b, direction = _impair_ends(args)
     dirs = fl.parse_direction(direction, a, b)  # checked before the lab is even looked up

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..capture import Capture, Packet
     from ..perf import PerfResult
     from ..reach import ReachResult
+    from .schedule import Action, Run
 
 PERF_WARMUP = 0.3  # nslab.perf.WARMUP (a test holds them equal): perf is imported on first use only
 
@@ -160,6 +161,10 @@ class Lab:
             t.name = name
         lab = cls(t, os.path.abspath(path))
         lab.plan  # noqa: B018  (planning is the file's validation: its errors belong to loading)
+        if t.faults:  # the schedule's names, links and overlaps are the file's too
+            from .schedule import validate
+
+            validate(t, lab.plan)
         return lab
 
     @classmethod
@@ -203,6 +208,11 @@ class Lab:
         if self._plan is None or self._planned != planned:  # the topology changed since it was planned
             self._plan, self._planned = make_plan(self.topology), planned
         plan = self._plan
+        rec = st.load(self.name)
+        if rec is not None and rec.status == "up" and rec.plan_digest == planned:
+            from .schedule import repair_orphan
+
+            repair_orphan(self)  # what a killed fault schedule left: undone before the repair reads the record
         with st.locked(self.name):
             rec = st.load(self.name)
             # We hold the lab's lock, and an `up` holds it from start to end: a record still
@@ -225,7 +235,7 @@ class Lab:
                 )
             # The intent record holds names only; the topology joins it once the lab is up.
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
-                              created=time.time())
+                              created=time.time(), created_mono=time.monotonic())
 
             def declared() -> None:
                 try:
@@ -385,9 +395,35 @@ class Lab:
         faults.partition(self, groups)
 
     def heal(self) -> None:
+        """Remove every partition; first, undo what a fault schedule killed before its end left behind."""
         from .. import faults
+        from .schedule import repair_orphan
 
+        repair_orphan(self)
         faults.heal(self)
+
+    def schedule(self, faults: Sequence[Mapping[str, Any]] | None = None, seed: int | None = None, *,
+                 file: str | Path | None = None,
+                 on_action: Callable[[Action, float], None] | None = None) -> Run:
+        """A fault schedule to run on this (running) lab, as a context manager: `with lab.schedule(faults=[{"at":
+        "1s", "partition": [["h1"], ["h2"]], "for": "2s"}], seed=42) as run: ...; run.wait()`. FAULTS: the
+        grammar of a topology file's `faults:` (docs/schedules.md); none given: FILE's, else the lab's own
+        file's. Checked against the plan now (UsageError); runs in a background thread from `with`; every fault
+        it made is undone when it ends, or at the end of the block (nslab.lab.schedule.Run)."""
+        from .schedule import Run, Schedule, from_file, parse
+
+        if faults is not None:
+            sched = Schedule.of(faults)
+        elif file is not None:
+            sched = from_file(str(file))
+        elif self.topology.faults:
+            t = self.topology
+            sched = Schedule(parse(t.faults, t.source, t.fault_lines), t.source, dict(t.fault_lines))
+        elif self.source is not None:
+            sched = from_file(self.source)
+        else:
+            raise UsageError(f"lab {self.name!r} has no fault schedule", "give faults=[...] or file=")
+        return Run(self, sched, seed, on_action)
 
     def link(self, a: str, b: str, up: bool, iface: str | None = None) -> None:
         from .. import faults

@@ -155,6 +155,28 @@ def read_file(path: str | Path, source: str, limit: int = MAX_FILE_BYTES) -> byt
     return b"".join(chunks)
 
 
+def parse_faults_file(path: str | Path) -> tuple[list[object], dict[str, int]]:
+    """The `faults:` of a file: a topology file, or a file whose only key is `faults:` (a schedule kept apart
+    from the lab it runs on). Returns (the list as plain data, field path -> line)."""
+    source = str(path)
+    try:
+        text = read_file(path, source).decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+        parse_file(path)  # its error, with the line
+    loader = _Loader(source)
+    root = loader.compose(text) if text.strip() else None
+    if isinstance(root, yaml.MappingNode):
+        top = loader.mapping(root, "", TOP_KEYS, "top level")
+        if set(top) == {"faults"}:
+            return loader.faults(top["faults"][1])
+    topo = parse_text(text, source)
+    if not topo.faults:
+        raise UsageError(f"{source}:1: no faults: list in this file",
+                         "add a faults: list (docs/schedules.md), or give the file that has one")
+    return topo.faults, topo.fault_lines
+
+
 def load_text(text: str, source: str = "<string>") -> Topology:
     """Parse and validate a topology from YAML text; `source` names it in error messages."""
     return parse_text(text, source).validate()
@@ -326,7 +348,32 @@ class _Loader:
             topo.links = self.links(top["links"][1], replicas)
         if "checks" in top:
             topo.checks = self.checks(top["checks"][1])
+        if "faults" in top:
+            topo.faults, topo.fault_lines = self.faults(top["faults"][1])
         return topo
+
+    def faults(self, node: yaml.Node) -> tuple[list[object], dict[str, int]]:
+        """The `faults:` schedule as plain data (scalars as their literal text) with the line of every field;
+        its grammar is checked by nslab.lab.schedule (also for the Python API's lists), its names by planning."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, "faults", f"faults must be a list, got {_kind(node)}",
+                      "write one '- {at: 2s, partition: [[h1], [h2]], for: 3s}' line per fault")
+        lines: dict[str, int] = {"faults": node.start_mark.line + 1}
+        return [self.plain(item, f"faults[{i}]", lines) for i, item in enumerate(node.value)], lines
+
+    def plain(self, node: yaml.Node, path: str, lines: dict[str, int]) -> object:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain(v, f"{path}[{j}]", lines) for j, v in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, object] = {}
+            for key, (knode, vnode) in self.mapping(node, path, (), "a fault").items():
+                lines[f"{path}.{key}"] = knode.start_mark.line + 1
+                out[key] = self.plain(vnode, f"{path}.{key}", lines)
+            return out
+        if node.tag == _NULL:
+            self.fail(node, path, "empty value", "give a value, or remove the key")
+        return self.string(node, path)
 
     def checks(self, node: yaml.Node) -> list[Check]:
         hint = "write e.g. '- reach: [h1, h2]', '- no_reach: [h1, db]', '- port_open: {from: h1, to: web, port: 80}'"

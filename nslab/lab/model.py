@@ -131,6 +131,10 @@ class TopologyData:
     # Named sets of nodes (`groups:`, and each replicated node `db: {count: 3}` -> db: [db1, db2, db3]),
     # for `${group:NAME}`; the file's inheritance is resolved by the loader, only membership is kept.
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # The `faults:` schedule as plain data, and the line of each of its fields (nslab.lab.schedule checks it;
+    # not part of the plan, nor of the topology a running lab records).
+    faults: list[object] = field(default_factory=list, compare=False, repr=False)
+    fault_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     source: str = field(default="<python>", compare=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 

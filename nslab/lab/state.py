@@ -44,6 +44,7 @@ class LabState:
     topology: dict[str, Any] = field(default_factory=dict)  # the topology as data, to replan
     plan_digest: str = ""
     created: float = 0.0
+    created_mono: float = 0.0  # CLOCK_MONOTONIC at `up` (one clock for every process): the timeline's offsets
 
     def to_json(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies the (already plain) topology, 0.35 s for 1000 nodes.
@@ -83,8 +84,19 @@ def load(lab: str) -> LabState | None:
         return None  # a broken record: cleanup falls back to the in-kernel markers
 
 
+def events_path(lab: str) -> str:
+    """The lab's fault timeline (nslab.lab.events), kept next to its record and removed with it."""
+    return os.path.join(STATE_DIR, f"{check_name(lab)}.events.jsonl")
+
+
+def run_path(lab: str) -> str:
+    """The record of the fault schedule running on the lab (nslab.lab.schedule), removed with the lab."""
+    return os.path.join(STATE_DIR, f"{check_name(lab)}.schedule.json")
+
+
 def remove(lab: str) -> None:
-    for p in (_path(lab), _path(lab) + ".tmp"):
+    for p in (_path(lab), _path(lab) + ".tmp", events_path(lab), events_path(lab) + ".tmp", run_path(lab),
+              run_path(lab) + ".tmp"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(p)
 

@@ -148,7 +148,7 @@ def test_schema_is_the_one_source_of_the_loaders_keys_and_agrees_with_the_model(
 
     schema = json_schema()
     top = schema["properties"]
-    assert loader.TOP_KEYS == ("name", "routing", "pools", "defaults", "groups", "nodes", "links", "checks")
+    assert loader.TOP_KEYS == ("name", "routing", "pools", "defaults", "groups", "nodes", "links", "checks", "faults")
     assert loader.LINK_KEYS == ("endpoints", "mtu", "prefix", "prefix6", "impair")
     assert loader.ENDPOINT_KEYS == ("node", "ifname", "ipv4", "ipv6")
     assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
