@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import hypothesis.strategies as st
-from fuzz_settings import bounded, fuzz_settings
 from hypothesis import event, given
 from kernel_guard import no_kernel
 
@@ -23,6 +22,8 @@ from nslab.errors import MESSAGE_MAX, UsageError
 from nslab.lab import schedule as sc
 from nslab.lab.loader import load_text
 from nslab.lab.plan import make_plan
+
+from .fuzz_settings import bounded, fuzz_settings
 
 LAB = """\
 name: fz
