@@ -111,3 +111,23 @@ def test_vlan_data_checks_its_values_itself() -> None:
     with pytest.raises(UsageError, match="invalid vlan protocol 'qinq'"):
         linkkinds.vlan_data(5, "qinq")
     assert linkkinds.vlan_protocol("802.1AD") == 0x88A8 and linkkinds.vlan_protocol("802.1q") == 0x8100
+
+
+def test_a_kernel_without_extended_acks_is_judged_by_the_loaded_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both recorded kernels say "Unknown device type"; one that sends a bare EOPNOTSUPP lacks the kind only
+    # if its module is not loaded (had it been there, the kernel would have loaded it on demand).
+    import errno
+
+    from nslab.errors import KernelError
+
+    bare = KernelError("cannot create vlan 'x9' in namespace 'A': Operation not supported", errno.EOPNOTSUPP)
+    loaded: set[str] = set()
+    monkeypatch.setattr(linkkinds.os.path, "exists", lambda p: p.removeprefix("/sys/module/") in loaded)
+    assert linkkinds.lacks_kind(linkkinds.KINDS["vlan"], bare)
+    loaded.add("8021q")
+    assert not linkkinds.lacks_kind(linkkinds.KINDS["vlan"], bare)
+    other = KernelError("cannot create vlan 'x9': Operation not supported: VLANs not supported on device",
+                        errno.EOPNOTSUPP)
+    loaded.clear()
+    assert not linkkinds.lacks_kind(linkkinds.KINDS["vlan"], other)  # the kernel's own reason: not the module
+    assert not linkkinds.lacks_kind(linkkinds.KINDS["vlan"], KernelError("File exists", errno.EEXIST))
