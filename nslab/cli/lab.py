@@ -55,9 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=check)
     # Verbs with modules of their own: observe (reach, perf, capture, top, graph) and faults (link, node, partition,
     # heal, impair).
-    from . import lab_capture, lab_faults, lab_graph, lab_perf, lab_reach, lab_top
+    from . import lab_capture, lab_faults, lab_graph, lab_perf, lab_reach, lab_services, lab_top
 
-    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults):
+    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults, lab_services):
         module.register(verbs)
 
 
@@ -180,8 +180,10 @@ def status(args: argparse.Namespace) -> int:
 
     active = faults.faults(lab.name)
     drift = lab.drift().lines()
+    supervisor, services = _supervisor_status(lab.name)
     if args.json:
-        emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift, "nodes": [
+        emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift,
+                   "supervisor": supervisor, "services": services, "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
              "routes": [r.to_json() for r in o["routes"]]} for o in out]})
@@ -196,6 +198,13 @@ def status(args: argparse.Namespace) -> int:
         for r in o["routes"]:
             if r.protocol != "kernel":
                 print("    route " + route_line(r))
+    if supervisor == "gone":
+        print(f"supervisor gone: services stopped, nodes have no view ('nslab lab up' with the lab's file "
+              f"starts a new one, 'nslab lab down {lab.name}' removes the lab)")
+    if services:
+        print("services:")
+        for svc in services:
+            print(f"  {svc['node']}/{svc['name']}: {svc['state']}" + (f" (pid {svc['pid']})" if svc["pid"] else ""))
     if active:
         print("faults:")
         for f in active:
@@ -206,6 +215,20 @@ def status(args: argparse.Namespace) -> int:
         for line in drift:
             print("  " + line)
     return 0
+
+
+def _supervisor_status(name: str) -> tuple[str, list[dict[str, Any]]]:
+    """("running" | "gone" | "none" (a lab made without one), its services)."""
+    from ..errors import NslabError
+    from ..lab import client
+
+    if not client.has_views(name):
+        return "none", []
+    try:
+        with client.Client.connect(name) as c:
+            return "running", list(c.call("svc.ps", timeout=10))
+    except NslabError:
+        return "gone", []
 
 
 def exec_(args: argparse.Namespace) -> int:
@@ -224,9 +247,15 @@ def exec_(args: argparse.Namespace) -> int:
         cmd = lab.resolve(cmd)
     if shutil.which(cmd[0]) is None:
         raise UsageError(f"lab exec: command {cmd[0]!r} not found", "check the spelling or give a full path")
+    from ..lab import client
+
+    if client.has_views(lab.name):  # the node's view, from its lab's supervisor
+        from .lab_services import run_in_view
+
+        return run_in_view(lab.name, args.node, cmd)
     from ..kernel.spawn import enter_full
 
-    enter_full(node.netns)
+    enter_full(node.netns)  # a lab made without a supervisor: its netns, /sys, /etc/netns as ip netns exec
     sys.stdout.flush()
     os.execvp(cmd[0], cmd)
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from ..errors import NotFoundError, UsageError
+from . import svcspec
 from .checks import closest
 from .model import CHECK_KINDS, Check, Endpoint, Link, Node, Pools
 from .spec import Topology
@@ -294,6 +295,7 @@ class _Loader:
         if "pools" in top:
             topo.pools = self.pools(top["pools"][1])
         topo.nodes = self.nodes(top["nodes"][1])
+        svcspec.check_services(self, topo.nodes)
         if "links" in top:
             topo.links = self.links(top["links"][1])
         if "checks" in top:
@@ -434,6 +436,7 @@ class _Loader:
                 if "kind" in fields:
                     n.kind = self.string(fields["kind"][1], f"{path}.kind")
                     n.lines["kind"] = fields["kind"][1].start_mark.line + 1
+                svcspec.parse_node_keys(self, fields, path, n)  # files, private, services
             out[key] = n
         return out
 

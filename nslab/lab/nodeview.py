@@ -1,0 +1,258 @@
+"""A node's view of the system (docs/nodes.md): its hostname (a UTS namespace), and a mount namespace cut from
+a per-lab template with a fresh /sys of its netns, /proc of the lab's pid namespace, /etc/hosts and
+/etc/hostname of the lab, its `private` directories and its `files`.
+
+This module holds the paths under the lab's directory, the rendering of hosts files, the planning of the
+mounts (which paths get a bind, which need an overlay on an existing directory so that a missing path can
+be made without writing to the host), and the few system calls the supervisor and the spawn need. Only the
+standard library is imported: the supervisor is a small process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+LABS_DIR = "/run/nslab/labs"
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_FS = 0x00000200
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                       data.encode() if data else None), f"mount {fstype or 'bind'} on {target}")
+
+
+def umount(target: str) -> None:
+    _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
+
+
+# ---- where a lab keeps its files ----------------------------------------------------------------------
+def lab_dir(lab: str) -> str:
+    """The lab's directory: nodes' hosts files, private dirs, files, overlays, service logs."""
+    if not lab or "/" in lab or lab in (".", ".."):
+        raise ValueError(f"bad lab name {lab!r}")
+    return os.path.join(LABS_DIR, lab)
+
+
+def node_dir(lab: str, node: str) -> str:
+    return os.path.join(lab_dir(lab), "nodes", node)
+
+
+def log_path(lab: str, node: str, service: str) -> str:
+    return os.path.join(lab_dir(lab), "logs", node, f"{service}.log")
+
+
+def remove_lab_dir(lab: str) -> None:
+    """Delete the lab's directory (after its supervisor and views are gone). Idempotent."""
+    shutil.rmtree(lab_dir(lab), ignore_errors=True)
+
+
+# ---- /etc/hosts -----------------------------------------------------------------------------------------
+def hosts_files(plan: Plan) -> dict[str, str]:
+    """Per node, its /etc/hosts: every lab node with an address, by the address on a segment the two share
+    (when there is one), else its first; IPv4 then IPv6. The node itself maps to its first address."""
+    ifaces: dict[tuple[str, str], tuple[str, ...]] = {}
+    for link in plan.links:
+        for end in (link.a, link.b):
+            ifaces[(end.node, end.ifname)] = end.addresses
+    seg_of: dict[str, list[tuple[str, tuple[str, ...]]]] = {}  # node -> [(segment, its addresses there)]
+    for seg in plan.segments:
+        for node, ifname in seg.members:
+            seg_of.setdefault(node, []).append((seg.name, ifaces.get((node, ifname), ())))
+    addressed = [n.name for n in plan.nodes if any(a for _, a in seg_of.get(n.name, ()))]
+    out = {}
+    for me in plan.nodes:
+        mine = {s for s, _ in seg_of.get(me.name, ())}
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        for other in addressed:
+            segs = seg_of[other]
+            shared = [a for s, a in segs if s in mine and a]
+            addrs = shared[0] if shared else next(a for _, a in segs if a)
+            for family in (4, 6):
+                ip = next((str(ipaddress.ip_interface(c).ip) for c in addrs
+                           if ipaddress.ip_interface(c).version == family), None)
+                if ip:
+                    lines.append(f"{ip}\t{other}")
+        if me.name not in addressed:
+            lines.append(f"127.0.1.1\t{me.name}")
+        out[me.name] = "\n".join(lines) + "\n"
+    return out
+
+
+# ---- the mounts of one view ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a view, done in order by the supervisor: `overlay` (source = upper dir; lower = target),
+    `bind` (source = a file or directory under the lab's directory)."""
+
+    kind: str
+    source: str
+    target: str
+
+    def to_json(self) -> list[str]:
+        return [self.kind, self.source, self.target]
+
+
+# What a node may not take private or write a file over: kernel file systems, and what nslab writes itself.
+RESERVED = ("/proc", "/sys", "/dev")
+RESERVED_FILES = ("/etc/hosts", "/etc/hostname")
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+@dataclass
+class NodeFiles:
+    """What `create_views` writes for a node before its view is made, and the mounts that make the view."""
+
+    writes: list[tuple[str, str | None, int]]  # (host path, text or None for a directory, mode)
+    mounts: list[Mount]
+
+
+def plan_node(lab: str, node: str, hosts: str, private: Sequence[str], files: Mapping[str, str],
+              exists: Callable[[str], bool] = os.path.lexists,
+              is_symlink: Callable[[str], bool] = os.path.islink) -> NodeFiles:
+    """The writes and mounts of NODE's view. Paths are absolute and normalised (the loader checks them).
+
+    - a private dir is a directory of the lab bound over the path; a missing path inside another private dir
+      is made there; otherwise the nearest existing ancestor gets an overlay whose upper dir (in the lab's
+      directory) holds what is made, so nothing is ever written to the host's file system;
+    - a file under a private dir is written into it; an existing path gets the file bound over it; a missing
+      one is written into an overlay as above.
+    Raises ValueError for a path through a symlink (the view would not be where the file says)."""
+    base = node_dir(lab, node)
+    writes: list[tuple[str, str | None, int]] = []
+    overlays: dict[str, str] = {}  # ancestor -> upper dir
+    binds: list[Mount] = []
+    priv = sorted(private, key=lambda p: (p.count("/"), p))  # shallow first
+
+    def check_links(path: str) -> None:
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            p = "/" + "/".join(parts[:i])
+            if not exists(p):
+                return
+            if is_symlink(p):
+                raise ValueError(f"{p} is a symbolic link; give the path it points to")
+
+    def host_path_of(path: str, enclosing: Sequence[str]) -> str | None:
+        """Where PATH lives on the host when it is inside one of ENCLOSING (private dirs), deepest first."""
+        for top in sorted(enclosing, key=len, reverse=True):
+            if _under(path, top) and path != top:
+                return os.path.join(base, "fs", top.lstrip("/"), os.path.relpath(path, top))
+        return None
+
+    def made_missing(path: str, text: str | None, mode: int, enclosing: Sequence[str]) -> None:
+        """Make a missing PATH (a dir if text is None) inside a private dir or an overlay."""
+        inside = host_path_of(path, enclosing)
+        if inside is not None:
+            writes.append((inside, text, mode))
+            return
+        anc = os.path.dirname(path)
+        while not exists(anc):
+            anc = os.path.dirname(anc)
+        if anc == "/":
+            raise ValueError(f"cannot make {path}: its top directory /{path.split('/')[1]} does not exist")
+        top = next((o for o in overlays if _under(anc, o)), None)
+        if top is None:
+            for o in [o for o in overlays if _under(o, anc)]:  # a shallower overlay replaces deeper ones
+                del overlays[o]
+            top = anc
+            overlays[top] = os.path.join(base, "upper", top.lstrip("/"))
+        writes.append((os.path.join(overlays[top], os.path.relpath(path, top)), text, mode))
+
+    for i, p in enumerate(priv):
+        check_links(p)
+        src = os.path.join(base, "fs", p.lstrip("/"))
+        writes.append((src, None, 0o1777 if p == "/tmp" else 0o755))
+        if not exists(p):
+            made_missing(p, None, 0o755, priv[:i])
+        binds.append(Mount("bind", src, p))
+    binds.append(Mount("bind", os.path.join(base, "etc", "hosts"), "/etc/hosts"))
+    binds.append(Mount("bind", os.path.join(base, "etc", "hostname"), "/etc/hostname"))
+    writes.append((os.path.join(base, "etc", "hosts"), hosts, 0o644))
+    writes.append((os.path.join(base, "etc", "hostname"), node + "\n", 0o644))
+    for path, text in sorted(files.items()):
+        check_links(path)
+        inside = host_path_of(path, priv)
+        if inside is not None:
+            writes.append((inside, text, 0o644))
+        elif exists(path):
+            src = os.path.join(base, "files", path.lstrip("/"))
+            writes.append((src, text, 0o644))
+            binds.append(Mount("bind", src, path))
+        else:
+            made_missing(path, text, 0o644, priv)
+    mounts = [Mount("overlay", upper, target) for target, upper in sorted(overlays.items())]
+    return NodeFiles(writes, mounts + binds)
+
+
+def write_all(writes: Sequence[tuple[str, str | None, int]]) -> None:
+    """Make the directories and files of plan_node (all under the lab's directory)."""
+    for path, text, mode in writes:
+        if not path.startswith(LABS_DIR + "/"):
+            raise ValueError(f"refusing to write outside {LABS_DIR}: {path}")
+        if text is None:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            os.chmod(path, mode)
+            continue
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+
+
+# ---- entering a view (the supervisor makes them; clients get their fds) ----------------------------------
+VIEW_NS = (("net", CLONE_NEWNET), ("uts", CLONE_NEWUTS), ("mnt", CLONE_NEWNS), ("pid", CLONE_NEWPID))
+
+
+def enter(fds: Mapping[str, int], thread: bool = False) -> None:
+    """Join a view (net, uts, mnt, pid) from its fds. In a thread of a multi-threaded process the mount
+    namespace needs a file-system context of its own first (else EINVAL). Joining pid affects children only."""
+    if thread:
+        unshare(CLONE_FS)
+    for name, flag in VIEW_NS:
+        setns(fds[name], flag)
