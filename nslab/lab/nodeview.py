@@ -135,11 +135,6 @@ class Mount:
         return [self.kind, self.source, self.target]
 
 
-# What a node may not take private or write a file over: kernel file systems, and what nslab writes itself.
-RESERVED = ("/proc", "/sys", "/dev")
-RESERVED_FILES = ("/etc/hosts", "/etc/hostname")
-
-
 def _under(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
@@ -192,7 +187,7 @@ def plan_node(lab: str, node: str, hosts: str, private: Sequence[str], files: Ma
             writes.append((inside, text, mode))
             return
         anc = os.path.dirname(path)
-        while not exists(anc):
+        while anc != "/" and not exists(anc):
             anc = os.path.dirname(anc)
         if anc == "/":
             raise ValueError(f"cannot make {path}: its top directory /{path.split('/')[1]} does not exist")

@@ -14,8 +14,9 @@ from typing import Any, NoReturn, Protocol
 
 import yaml
 
-from .nodeview import RESERVED, RESERVED_FILES
-
+# What a node may not take private or write a file over: kernel file systems, and what nslab writes itself.
+RESERVED = ("/proc", "/sys", "/dev")
+RESERVED_FILES = ("/etc/hosts", "/etc/hostname")
 SERVICE_KEYS = ("name", "cmd", "env", "cwd", "ready", "timeout", "restart", "after")
 READY_KINDS = ("tcp", "udp", "cmd", "log")
 RESTART = ("no", "on-failure")
