@@ -92,32 +92,33 @@ def remove_lab_dir(lab: str) -> None:
 # ---- /etc/hosts -----------------------------------------------------------------------------------------
 def hosts_files(plan: Plan) -> dict[str, str]:
     """Per node, its /etc/hosts: every lab node with an address, by the address on a segment the two share
-    (when there is one), else its first; IPv4 then IPv6. The node itself maps to its first address."""
-    ifaces: dict[tuple[str, str], tuple[str, ...]] = {}
+    (when there is one), else its first; IPv4 then IPv6. A node without an address maps to 127.0.1.1."""
+    bare: dict[tuple[str, str], tuple[str | None, str | None]] = {}  # (node, ifname) -> (v4, v6), parsed once
     for link in plan.links:
         for end in (link.a, link.b):
-            ifaces[(end.node, end.ifname)] = end.addresses
-    seg_of: dict[str, list[tuple[str, tuple[str, ...]]]] = {}  # node -> [(segment, its addresses there)]
+            ips = [ipaddress.ip_interface(c) for c in end.addresses]
+            bare[(end.node, end.ifname)] = (next((str(i.ip) for i in ips if i.version == 4), None),
+                                            next((str(i.ip) for i in ips if i.version == 6), None))
+    seg_of: dict[str, dict[str, tuple[str | None, str | None]]] = {}  # node -> segment -> its (v4, v6) there
     for seg in plan.segments:
         for node, ifname in seg.members:
-            seg_of.setdefault(node, []).append((seg.name, ifaces.get((node, ifname), ())))
-    addressed = [n.name for n in plan.nodes if any(a for _, a in seg_of.get(n.name, ()))]
-    out = {}
+            pair = bare.get((node, ifname), (None, None))
+            if pair != (None, None):
+                seg_of.setdefault(node, {}).setdefault(seg.name, pair)
+    first = {node: next(iter(segs.values())) for node, segs in seg_of.items()}
+    head = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    out: dict[str, str] = {}
+    by_segments: dict[frozenset[str], str] = {}  # nodes on the same segments get the same file: made once
     for me in plan.nodes:
-        mine = {s for s, _ in seg_of.get(me.name, ())}
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        for other in addressed:
-            segs = seg_of[other]
-            shared = [a for s, a in segs if s in mine and a]
-            addrs = shared[0] if shared else next(a for _, a in segs if a)
-            for family in (4, 6):
-                ip = next((str(ipaddress.ip_interface(c).ip) for c in addrs
-                           if ipaddress.ip_interface(c).version == family), None)
-                if ip:
-                    lines.append(f"{ip}\t{other}")
-        if me.name not in addressed:
-            lines.append(f"127.0.1.1\t{me.name}")
-        out[me.name] = "\n".join(lines) + "\n"
+        mine = frozenset(seg_of.get(me.name, {}))
+        text = by_segments.get(mine)
+        if text is None:
+            lines = [head]
+            for other, segs in seg_of.items():
+                pair = next((segs[s] for s in segs if s in mine), first[other])
+                lines.extend(f"{ip}\t{other}\n" for ip in pair if ip)
+            text = by_segments[mine] = "".join(lines)
+        out[me.name] = text if me.name in seg_of else text + f"127.0.1.1\t{me.name}\n"
     return out
 
 
@@ -147,9 +148,9 @@ class NodeFiles:
     mounts: list[Mount]
 
 
-def plan_node(lab: str, node: str, hosts: str, private: Sequence[str], files: Mapping[str, str],
+def plan_node(lab: str, node: str, hosts: str | None, private: Sequence[str], files: Mapping[str, str],
               exists: Callable[[str], bool] = os.path.lexists,
-              is_symlink: Callable[[str], bool] = os.path.islink) -> NodeFiles:
+              is_symlink: Callable[[str], bool] = os.path.islink, hosts_src: str | None = None) -> NodeFiles:
     """The writes and mounts of NODE's view. Paths are absolute and normalised (the loader checks them).
 
     - a private dir is a directory of the lab bound over the path; a missing path inside another private dir
@@ -206,9 +207,11 @@ def plan_node(lab: str, node: str, hosts: str, private: Sequence[str], files: Ma
         if not exists(p):
             made_missing(p, None, 0o755, priv[:i])
         binds.append(Mount("bind", src, p))
-    binds.append(Mount("bind", os.path.join(base, "etc", "hosts"), "/etc/hosts"))
+    # HOSTS_SRC: a hosts file shared by the nodes that see the same one (written once by the caller).
+    binds.append(Mount("bind", hosts_src or os.path.join(base, "etc", "hosts"), "/etc/hosts"))
     binds.append(Mount("bind", os.path.join(base, "etc", "hostname"), "/etc/hostname"))
-    writes.append((os.path.join(base, "etc", "hosts"), hosts, 0o644))
+    if hosts_src is None:
+        writes.append((os.path.join(base, "etc", "hosts"), hosts or "", 0o644))
     writes.append((os.path.join(base, "etc", "hostname"), node + "\n", 0o644))
     for path, text in sorted(files.items()):
         check_links(path)
@@ -235,9 +238,11 @@ def write_all(writes: Sequence[tuple[str, str | None, int]]) -> None:
             os.chmod(path, mode)
             continue
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        with open(path, "w") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        with open(fd, "w") as f:
             f.write(text)
-        os.chmod(path, mode)
+        if mode & 0o7000:  # the umask cannot take these away, but open's mode never sets them
+            os.chmod(path, mode)
 
 
 # ---- entering a view (the supervisor makes them; clients get their fds) ----------------------------------

@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -204,39 +205,34 @@ class Supervisor:
 
     # ---- processes ------------------------------------------------------------------------------------
     def _spawn(self, node: str, argv: list[str], env: dict[str, str], cwd: str, out: int) -> int:
-        """Fork a program into NODE's view, in a session of its own (its process group is what stop kills)."""
+        """Start a program in NODE's view, in a session of its own (its process group is what stop kills).
+
+        posix_spawn (vfork: 5x cheaper than forking this process) from inside the view: the supervisor joins
+        the node's net, uts and mount namespaces around the call (it is single-threaded), and is already in
+        the lab's pid namespace, of which it is init."""
         view = self.views[node]
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # the child: single-threaded, so it may join the mount namespace
-            try:
-                os.close(r)
-                nv.setns(view["net"], nv.CLONE_NEWNET)
-                nv.setns(view["uts"], nv.CLONE_NEWUTS)
-                nv.setns(view["mnt"], nv.CLONE_NEWNS)
-                os.setsid()
-                signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                os.dup2(self.devnull, 0)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                os.chdir(cwd)
-                os.execvpe(argv[0], argv, env)
-            except BaseException as exc:
-                msg = f"{getattr(exc, 'errno', 0) or 0}:{getattr(exc, 'strerror', None) or exc}"
-                os.write(w, msg.encode()[:4000])
-            os._exit(127)
-        os.close(w)
+        nv.setns(view["net"], nv.CLONE_NEWNET)
+        nv.setns(view["uts"], nv.CLONE_NEWUTS)
+        nv.setns(view["mnt"], nv.CLONE_NEWNS)
         try:
-            err = b""
-            while chunk := os.read(r, 4096):
-                err += chunk
+            prog = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH", os.defpath))
+            if prog is None:
+                raise Reply(f"cannot start {argv[0]!r}: not found in PATH {env.get('PATH', os.defpath)}")
+            try:
+                os.chdir(cwd)
+            except OSError as exc:
+                raise Reply(f"cannot start {argv[0]!r}: cwd {cwd}: {exc.strerror}") from None
+            try:
+                return os.posix_spawn(prog, argv, env, setsid=True, setsigmask=(),
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, self.devnull, 0),
+                                                    (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, out, 2)])
+            except OSError as exc:
+                raise Reply(f"cannot start {argv[0]!r}: {exc.strerror}") from None
         finally:
-            os.close(r)
-        if err:
-            os.waitpid(pid, 0)
-            code, _, text = err.decode(errors="replace").partition(":")
-            raise Reply(f"cannot start {argv[0]!r}: {text}" if code != "0" else text)
-        return pid
+            os.chdir("/")
+            nv.setns(self.home["mnt"], nv.CLONE_NEWNS)
+            nv.setns(self.home["uts"], nv.CLONE_NEWUTS)
+            nv.setns(self.home["net"], nv.CLONE_NEWNET)
 
     def _start(self, svc: Service) -> None:
         spec = svc.spec

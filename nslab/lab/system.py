@@ -29,13 +29,21 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
     """Each node's files and mounts, checked against the host's file system before anything is created."""
     hosts = nv.hosts_files(plan)
+    shared: dict[str, str] = {}  # text -> the one file of it (nodes on the same segments see the same)
     out = {}
     for n in plan.nodes:
         node = topology.nodes.get(n.name)
         private = node.private if node is not None else []
         files = node.files if node is not None else {}
+        text = hosts[n.name]
+        src = shared.get(text)
+        first = src is None
+        if src is None:
+            src = shared[text] = os.path.join(nv.lab_dir(plan.lab), "hosts", str(len(shared)))
         try:
-            out[n.name] = nv.plan_node(plan.lab, n.name, hosts[n.name], private, files)
+            out[n.name] = nv.plan_node(plan.lab, n.name, None, private, files, hosts_src=src)
+            if first:
+                out[n.name].writes.append((src, text, 0o644))
         except ValueError as exc:
             line = node.lines.get("") if node is not None else None
             where = f"{topology.source}:{line}: " if line else f"{topology.source}: "

@@ -164,6 +164,11 @@ def test_plan_node_binds_existing_paths_and_overlays_missing_ones() -> None:
     assert writes[f"{base}/upper/var/lib/app"] == (None, 0o755)  # the missing mountpoint, in the overlay
     assert writes[f"{base}/fs/tmp"] == (None, 0o1777)
     assert writes[f"{base}/etc/hosts"] == ("HOSTS", 0o644)
+    shared = nv.plan_node("lab", "h2", None, [], {}, exists=host.__contains__, is_symlink=lambda p: False,
+                          hosts_src="/run/nslab/labs/lab/hosts/0")
+    assert ("bind", "/run/nslab/labs/lab/hosts/0", "/etc/hosts") in [(m.kind, m.source, m.target)
+                                                                     for m in shared.mounts]
+    assert not any(p.endswith("/etc/hosts") for p, _, _ in shared.writes)
     assert all(p.startswith(nv.LABS_DIR + "/") for p in writes)  # nothing is written on the host's own paths
 
 
