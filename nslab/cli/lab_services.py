@@ -100,8 +100,9 @@ def ps(args: argparse.Namespace) -> int:
     print(f"{'SERVICE':<24} {'STATE':<10} {'PID':>7} {'RESTARTS':>8}  COMMAND")
     for r in rows:
         state = r["state"] + (f" ({r['status']})" if r["status"] not in (None, 0) and r["pid"] is None else "")
+        cmd = " ".join(r["cmd"])
         print(f"{r['node'] + '/' + r['name']:<24} {state:<10} {r['pid'] or '-':>7} {r['restarts']:>8}  "
-              f"{' '.join(r['cmd'])}")
+              f"{cmd if len(cmd) <= 60 else cmd[:57] + '...'}")
     return 0
 
 

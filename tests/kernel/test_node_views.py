@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, _pids_in, ipj, is_root, lab_name, nslab_subprocess, wait_for
+from lab_leaks import leftovers
 
 from nslab.errors import NslabError
 from nslab.lab import client
@@ -57,31 +58,6 @@ links:
   - [h1, r1]
   - [h2, r1]
 """
-
-
-def leftovers(name: str, netns: list[str]) -> list[str]:
-    """What a lab may leave: processes in its netns, its abstract socket, mounts from its directory (in any
-    process's mount table), its directory, its namespaces."""
-    found = []
-    for ns in netns:
-        if os.path.lexists(f"/run/netns/{ns}"):
-            found.append(f"netns {ns}")
-        found += [f"pid {p} in {ns}" for p in _pids_in(ns)]
-    with open("/proc/net/unix") as f:
-        sock = f"@nslab/{os.getuid()}/{name}"
-        found += [f"socket {sock}" for line in f if line.split()[-1] == sock]
-    labdir = nv.lab_dir(name)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/mountinfo") as f:
-                found += [f"mount in pid {entry}: {line.split()[4]}" for line in f if labdir + "/" in line]
-        except OSError:
-            continue
-    if os.path.exists(labdir):
-        found.append(f"dir {labdir}")
-    return found
 
 
 def host_fingerprint() -> tuple[str, list[str]]:
