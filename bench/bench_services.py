@@ -68,6 +68,9 @@ def main() -> int:
                      f"{C.median([x[0] for x in r]):.2f}", f"{C.median([x[1] for x in r]):.2f}",
                      f"{C.median([x[2] for x in r]) / 1024:.1f}", f"{r[-1][3]}"])
     print(C.table(["lab", "up s (median)", "down s", "supervisor RSS MiB", "services running"], rows))
+    small = one(1, False)  # the supervisor with 2 views: what N views add to it
+    print(f"supervisor RSS with single,1 (2 views): {small[2] / 1024:.1f} MiB; "
+          f"+{(C.median([x[2] for x in res[False]]) - small[2]) / (args.n - 1):.1f} KiB per view")
     base, svc = (C.median([x[0] for x in res[s]]) for s in (False, True))
     rss0, rss1 = (C.median([x[2] for x in res[s]]) for s in (False, True))
     print(f"up with services / without: {svc / base:.2f}x; +{(svc - base) / args.n * 1000:.1f} ms per service; "

@@ -72,14 +72,17 @@ def up(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     rows = node_rows(lab.plan)
+    _, services = _supervisor_status(lab.name)
     if args.json:
         emit_json({"lab": res.lab, "changed": res.changed, "nodes": res.nodes, "links": res.links,
                    "routes": res.routes, "seconds": round(res.seconds, 4), "repaired": res.repaired,
-                   "left_alone": res.left_alone, "table": rows})
+                   "left_alone": res.left_alone, "table": rows, "services": services})
     else:
         print(res.summary())
         if not args.quiet:
             print(format_table(rows))
+            if services:
+                print("services: " + ", ".join(f"{s['node']}/{s['name']} {s['state']}" for s in services))
     return 0
 
 

@@ -136,6 +136,11 @@ def test_views_services_and_a_clean_down(topo_file: tuple[str, Path]) -> None:
         assert st["supervisor"] == "running" and len(st["services"]) == 3
         logs = cli("lab", "logs", name, "h2/daemon", "--tail", "1")
         assert logs.stdout.strip() == "up"
+        # A failing test's report shows the declared services' logs.
+        from nslab.pytest_plugin import report_sections
+
+        titles = [t for t, _ in report_sections(lab)]
+        assert any("h2/daemon.log" in t for t in titles), titles
         # The supervisor blocks SIGINT and SIGTERM (SigBlk bits 2 and 15).
         sup = client.Client.connect(name)
         with sup:
