@@ -6,10 +6,12 @@ names the file, line and field (exit 2) before anything is created.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, NoReturn, Protocol
 
 import yaml
@@ -17,9 +19,11 @@ import yaml
 # What a node may not take private or write a file over: kernel file systems, and what nslab writes itself.
 RESERVED = ("/proc", "/sys", "/dev")
 RESERVED_FILES = ("/etc/hosts", "/etc/hostname")
-SERVICE_KEYS = ("name", "cmd", "env", "cwd", "ready", "timeout", "restart", "after")
-READY_KINDS = ("tcp", "udp", "cmd", "log")
-RESTART = ("no", "on-failure")
+# The keys, readiness kinds and restart policies are read from schema.json, the one place they are written.
+_SERVICE = json.loads(resources.files(__package__).joinpath("schema.json").read_text())["$defs"]["service"]
+SERVICE_KEYS = tuple(_SERVICE["properties"])
+READY_KINDS = tuple(o["required"][0] for o in _SERVICE["properties"]["ready"]["oneOf"])
+RESTART = tuple(_SERVICE["properties"]["restart"]["enum"])
 DEFAULT_TIMEOUT = 30.0
 MAX_FILE_BYTES = 1 << 20
 _PATH = re.compile(r"(/[A-Za-z0-9._@+=-]+)+")

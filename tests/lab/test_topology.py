@@ -152,7 +152,8 @@ def test_schema_is_the_one_source_of_the_loaders_keys_and_agrees_with_the_model(
     assert loader.ENDPOINT_KEYS == ("node", "ifname", "ipv4", "ipv6")
     assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
     assert loader.CHECK_KEYS == ("reach", "no_reach", "port_open", "retries")
-    assert (loader.NODE_KEYS, loader.PORT_CHECK_KEYS) == (("kind",), ("from", "to", "port"))
+    assert (loader.NODE_KEYS, loader.PORT_CHECK_KEYS) == (("kind", "files", "private", "services"),
+                                                          ("from", "to", "port"))
     assert tuple(model.DEFAULT_POOLS) == loader.POOL_KEYS
     assert tuple(top["routing"]["enum"]) == model.ROUTING
     node_form = next(o for o in top["nodes"]["additionalProperties"]["oneOf"] if o.get("type") == "object")

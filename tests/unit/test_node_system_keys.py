@@ -9,6 +9,7 @@ import pytest
 
 from nslab.errors import UsageError
 from nslab.lab import nodeview as nv
+from nslab.lab import svcspec
 from nslab.lab.loader import json_schema, parse_file, parse_text
 from nslab.lab.plan import make_plan
 from nslab.lab.svcspec import start_order
@@ -66,7 +67,10 @@ def test_schema_lists_the_new_keys() -> None:
                 if o.get("type") == "object")
     assert {"files", "private", "services"} <= set(node["properties"])
     svc = json_schema()["$defs"]["service"]["properties"]
-    assert set(svc) == {"name", "cmd", "env", "cwd", "ready", "timeout", "restart", "after"}
+    assert tuple(svc) == svcspec.SERVICE_KEYS == ("name", "cmd", "env", "cwd", "ready", "timeout", "restart",
+                                                  "after")
+    assert svcspec.READY_KINDS == ("tcp", "udp", "cmd", "log") and svcspec.RESTART == ("no", "on-failure")
+    assert set(svcspec.ServiceSpec("a", ["b"]).to_data()) == set(svcspec.SERVICE_KEYS)
 
 
 def _bad(text: str, source: str = "bad.yaml") -> str:
