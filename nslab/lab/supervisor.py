@@ -102,6 +102,7 @@ class Service:
     want: str = "up"  # up | stopped: what the user asked for
     waiters: list[tuple[Conn, Any]] = field(default_factory=list)
     error: str | None = None
+    ready_once: bool = False  # restarts before the first readiness keep the first start's deadline
 
     @property
     def key(self) -> str:
@@ -250,11 +251,13 @@ class Supervisor:
             return
         finally:
             os.close(log)
+        restarting = svc.state == "restarting"
         svc.state, svc.since, svc.status, svc.error = "starting", time.time(), None, None
-        svc.deadline = time.monotonic() + float(spec["timeout"])
+        if svc.ready_once or not restarting:
+            svc.deadline = time.monotonic() + float(spec["timeout"])
         svc.next_probe = 0.0
         if not spec.get("ready"):
-            svc.state = "ready"
+            svc.state, svc.ready_once = "ready", True
             self._settled(svc)
 
     def _probe(self, svc: Service) -> bool | None:
@@ -320,7 +323,7 @@ class Supervisor:
             if svc.probe_pid == pid:
                 svc.probe_pid = None
                 if code == 0 and svc.state == "starting":
-                    svc.state = "ready"
+                    svc.state, svc.ready_once = "ready", True
                     self._settled(svc)
                 return
             if svc.pid != pid:
@@ -391,6 +394,11 @@ class Supervisor:
             if svc.state == "stopping" and svc.stop_at is not None and now >= svc.stop_at:
                 self._kill(svc, signal.SIGKILL)
                 svc.stop_at = None
+            elif svc.state == "restarting" and not svc.ready_once and now >= svc.deadline:
+                svc.error = f"not ready after {svc.spec['timeout']} s: it kept exiting (last status {svc.status})"
+                self._log(svc, svc.error)
+                svc.want, svc.state = "stopped", "failed"
+                self._settled(svc)
             elif svc.state == "restarting" and now >= svc.next_probe:
                 self._start(svc)
             elif svc.state == "starting":
@@ -403,7 +411,7 @@ class Supervisor:
                 elif now >= svc.next_probe:
                     svc.next_probe = now + POLL_S
                     if self._probe(svc):
-                        svc.state = "ready"
+                        svc.state, svc.ready_once = "ready", True
                         self._settled(svc)
             elif svc.state == "ready" and svc.pid is not None:
                 svc.state = "running"

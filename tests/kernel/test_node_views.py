@@ -276,3 +276,25 @@ def test_kill_9_of_lab_up_at_a_random_moment_leaves_nothing_after_down(topo_file
     down = cli("lab", "down", name)
     assert down.returncode == 0, down.stderr
     assert wait_for(lambda: not leftovers(name, netns), 10), (delay, leftovers(name, netns))
+
+
+def test_a_crash_looping_service_fails_up_at_its_timeout(tmp_path: Path) -> None:
+    name = lab_name()
+    path = tmp_path / "loop.yaml"
+    path.write_text(f"""\
+name: {name}
+nodes:
+  h1:
+    services:
+      - name: loop
+        cmd: "echo crashing; exit 3"
+        ready: {{tcp: 8080}}
+        restart: on-failure
+        timeout: 2
+links: []
+""")
+    up = cli("lab", "up", str(path))
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert "service h1/loop: not ready after 2.0 s: it kept exiting (last status 3)" in up.stderr, up.stderr
+    assert "crashing" in up.stderr
+    assert leftovers(name, [f"{name}-h1"]) == []
