@@ -132,6 +132,11 @@ def test_views_services_and_a_clean_down(topo_file: tuple[str, Path]) -> None:
         # Every program is in the lab's pid namespace: ps in a node lists the supervisor as pid 1.
         top = lab["h2"].run(["ps", "-o", "pid=,args=", "-p", "1"], capture_output=True, text=True).stdout
         assert "nslab.lab.supervisor" in top
+        # lab shell: the same view (here a non-interactive sh reading its commands from stdin).
+        sh = subprocess.run([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, "lab", "shell", name, "h2"],
+                            input="hostname; cat /run/x.pid; exit 7\n", capture_output=True, text=True,
+                            timeout=60, cwd=REPO, env={**os.environ, "SHELL": "/bin/sh"})
+        assert (sh.returncode, sh.stdout.split()) == (7, ["h2", "h2"]), sh.stderr
         st = json.loads(cli("lab", "status", name, "--json").stdout)
         assert st["supervisor"] == "running" and len(st["services"]) == 3
         logs = cli("lab", "logs", name, "h2/daemon", "--tail", "1")
