@@ -159,7 +159,7 @@ def test_views_services_and_a_clean_down(topo_file: tuple[str, Path]) -> None:
     assert host_fingerprint() == before
 
 
-def test_service_verbs_and_restart_on_failure(topo_file: tuple[str, Path], tmp_path: Path) -> None:
+def test_service_verbs_and_restart_on_failure(tmp_path: Path) -> None:
     name = lab_name()
     path = tmp_path / "svc.yaml"
     path.write_text(f"""\
