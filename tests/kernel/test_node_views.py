@@ -173,6 +173,10 @@ nodes:
       - name: flaky
         cmd: "echo try; exit 3"
         restart: on-failure
+      - name: dns
+        cmd: [python3, -c, "import socket, time; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+time.sleep(0.5); s.bind(('0.0.0.0', 5353)); time.sleep(1000)"]
+        ready: {{udp: 5353}}
 links: []
 """)
     lab = Lab.from_file(path)
@@ -184,6 +188,8 @@ links: []
             return "8081" in out
 
         assert listening()
+        udp = lab["h1"].run(["ss", "-Hlun", "sport = :5353"], capture_output=True, text=True).stdout
+        assert "5353" in udp  # ready by its UDP port: bound when up returned
         stop = cli("lab", "service", name, "h1/web", "stop")
         assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr
         assert not listening()
