@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -209,6 +210,19 @@ links: []
         assert wait_for(lambda: restarts() >= 3, 30)
         log = Path(nv.log_path(name, "h1", "flaky")).read_text()
         assert log.count("starting flaky") >= 3 and "exited with status 3" in log
+        # logs -f --tail 0: only what is appended from now on (flaky keeps restarting).
+        follow = subprocess.Popen([sys.executable, "-c", NSLAB_MAIN, REPO, TESTS, "lab", "logs", name, "h1/flaky",
+                                   "-f", "--tail", "0"], stdout=subprocess.PIPE, text=True, cwd=REPO)
+        try:
+            assert follow.stdout is not None
+            seen = []
+            for _ in range(2):  # a restart comes every few seconds: a wait of 30 s cannot be the pause
+                assert select.select([follow.stdout], [], [], 30)[0], seen
+                seen.append(follow.stdout.readline())
+        finally:
+            follow.kill()
+            follow.wait()
+        assert all(line.startswith(("==> nslab:", "try")) for line in seen), seen
         bad = cli("lab", "service", name, "h1/nope", "stop")
         assert bad.returncode == 2 and "no service 'nope'" in bad.stderr
     finally:
