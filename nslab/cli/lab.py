@@ -124,6 +124,12 @@ def down(args: argparse.Namespace) -> int:
         with st.locked(args.name):
             if st.load(args.name) is None:
                 st.remove(args.name)
+                # A down cut after its record went leaves the supervisor's remains (views, logs): ours by name
+                # under nslab's directory, and no lab of that name is recorded.
+                from ..lab import nodeview, system
+
+                system.stop_supervisor(args.name)
+                nodeview.remove_lab_dir(args.name)
         return _down_done(args, f"lab {args.name}: not up, nothing to do", "not up", 0)
     bar = Bar()
     try:

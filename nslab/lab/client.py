@@ -87,7 +87,10 @@ class Client:
                 if left <= 0 or not select.select([self.sock], [], [], left)[0]:
                     raise NslabError(f"lab {self.lab}: the supervisor did not answer in {timeout:g} s",
                                      "see 'nslab lab status'; 'nslab lab down' removes the lab")
-            data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 8)
+            try:
+                data, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 8)
+            except OSError:  # reset: it exited with our request unread
+                raise SupervisorGone(self.lab) from None
             self._fds.extend(fds)
             if not data:
                 raise SupervisorGone(self.lab)
@@ -107,10 +110,13 @@ class Client:
         error (exit 2: UsageError)."""
         self._next += 1
         data = (json.dumps({"id": self._next, "op": op, **args}) + "\n").encode()
-        if fds:
-            socket.send_fds(self.sock, [data], fds)
-        else:
-            self.sock.sendall(data)
+        try:
+            if fds:
+                socket.send_fds(self.sock, [data], fds)
+            else:
+                self.sock.sendall(data)
+        except OSError:  # EPIPE, ECONNRESET: it is gone
+            raise SupervisorGone(self.lab) from None
         while True:
             msg = self._line(timeout)
             if "event" in msg:

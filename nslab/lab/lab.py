@@ -223,6 +223,7 @@ class Lab:
                               created=time.time())
 
             prepared = system.prepare(plan, self.topology)  # host paths checked before anything exists
+            system.stop_supervisor(self.name)  # one left by a lab whose record was removed without a down
             lease: list[Any] = []
 
             def declared() -> None:

@@ -38,6 +38,7 @@ from . import nodeview as nv
 VERSION = 1
 GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long (as `lab down` does for other processes)
 POLL_S = 0.1  # readiness checks
+WATCH_S = 2.0  # how often an idle supervisor checks that its lab's namespaces still exist
 _UCRED = struct.Struct("3i")
 
 
@@ -123,6 +124,9 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, Conn] = {}
         self.views: dict[str, dict[str, int]] = {}
+        self.netns: dict[str, str] = {}  # node -> its namespace's name under /run/netns (the watchdog's)
+        self.next_watch = 0.0
+        self.orphaned = False  # the watchdog found the lab gone: its directory goes with us
         self.services: dict[str, Service] = {}
         self.order: list[str] = []
         self.batches: list[tuple[Conn, Any, list[str]]] = []  # svc.up requests waiting for readiness
@@ -203,6 +207,7 @@ class Supervisor:
             nv.setns(self.home["uts"], nv.CLONE_NEWUTS)
             nv.setns(self.home["net"], nv.CLONE_NEWNET)
         self.views[node] = {"net": net, "uts": uts, "mnt": mnt}
+        self.netns[node] = netns
 
     # ---- processes ------------------------------------------------------------------------------------
     def _spawn(self, node: str, argv: list[str], env: dict[str, str], cwd: str, out: int) -> int:
@@ -545,11 +550,24 @@ class Supervisor:
                 return
             self._exited(pid, status)
 
+    def _watch(self) -> None:
+        """The lab was removed without us (its namespaces deleted by other means: `ip netns del`, a test, an
+        older nslab): stop the services and exit rather than outlive it."""
+        now = time.monotonic()
+        if now < self.next_watch or not self.committed or not self.netns or self.exiting:
+            return
+        self.next_watch = now + WATCH_S
+        if not any(os.path.lexists(os.path.join("/run/netns", ns)) for ns in self.netns.values()):
+            for svc in self.services.values():
+                self._stop(svc, 1.0)
+            self.exiting = (self.lease, None)
+            self.orphaned = True
+
     def run(self) -> None:
         self.lease.send({"event": "ready", "pid": os.getpid(), "hostpid": self.hostpid})
         while True:
             timeout = POLL_S if any(s.state in ("starting", "stopping", "restarting")
-                                    for s in self.services.values()) or self.exiting else None
+                                    for s in self.services.values()) or self.exiting else WATCH_S
             for key, _ in self.sel.select(timeout):
                 if key.data == "listen":
                     self._accept()
@@ -565,10 +583,13 @@ class Supervisor:
                         self._read(conn)
             self._reap()
             self._tick()
+            self._watch()
             if self.exiting and all(s.pid is None for s in self.services.values()):
                 conn, rid = self.exiting
                 if rid is not None:
                     conn.send({"id": rid, "ok": True, "result": {"stopped": len(self.services)}})
+                if self.orphaned and not os.path.exists(os.path.join(nv.LABS_DIR, f"{self.lab}.json")):
+                    shutil.rmtree(nv.lab_dir(self.lab), ignore_errors=True)
                 os._exit(0)  # pid 1 exits: the kernel kills the rest of the pid namespace
 
 

@@ -21,7 +21,7 @@ from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, _pids_in, ipj, is_roo
 from lab_leaks import leftovers
 
 from nslab.errors import NslabError
-from nslab.lab import client
+from nslab.lab import apply, client
 from nslab.lab import nodeview as nv
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
@@ -323,3 +323,34 @@ links: []
     assert "service h1/loop: not ready after 2.0 s: it kept exiting (last status 3)" in up.stderr, up.stderr
     assert "crashing" in up.stderr
     assert leftovers(name, [f"{name}-h1"]) == []
+
+
+def test_a_lab_removed_behind_its_back_takes_its_supervisor_and_directory(tmp_path: Path) -> None:
+    """The nodes deleted by other means (`ip netns del`; apply.down alone): the supervisor notices, ends its
+    services and exits instead of outliving its lab (and blocking the name's next up); with the record gone
+    too, it removes the lab's directory itself."""
+    name = lab_name()
+    path = tmp_path / "gone.yaml"
+    path.write_text(f"name: {name}\nnodes:\n  h1:\n    services:\n      - {{name: s, cmd: [sleep, '1000']}}\n"
+                    f"  h2: {{}}\nlinks:\n  - [h1, h2]\n")
+    lab = Lab.from_file(path)
+    lab.up()
+    netns = [n.netns for n in lab.plan.nodes]
+    try:
+        with client.Client.connect(name) as c:
+            pid = c.pid
+        for ns in netns:
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}"), 20)
+        assert leftovers(name, netns) == [f"dir {nv.lab_dir(name)}"]  # the record remains: down's to remove
+        assert cli("lab", "down", name).returncode == 0
+        assert wait_for(lambda: not leftovers(name, netns), 10), leftovers(name, netns)
+        lab.up()  # the name is free again: a fresh lab with a fresh supervisor
+        assert lab["h1"].run(["hostname"], capture_output=True, text=True).stdout.strip() == "h1"
+        rec = st.load(name)
+        assert rec is not None
+        apply.down(rec)  # namespaces and record, without the supervisor
+        assert wait_for(lambda: not leftovers(name, netns), 20), leftovers(name, netns)
+    finally:
+        lab.down()
+    assert wait_for(lambda: not leftovers(name, netns), 10), leftovers(name, netns)
