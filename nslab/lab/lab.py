@@ -95,7 +95,7 @@ def down_by_name(name: str, progress: apply.Progress | None = None) -> tuple[int
 
     services.forget(name)  # reap the service processes this process started
     with st.locked(name):
-        system.stop_supervisor(name)  # the lab's services, views and pid namespace, before the netns
+        system.stop_supervisor(name)  # also without a record (apply.down does it for a recorded lab)
         rec = st.load(name)
         deleted = skipped = 0
         if rec is not None:
