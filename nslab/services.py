@@ -5,8 +5,10 @@
     ...
     web.restart(); web.stop()
 
-- Each service runs in its node's network namespace (the fast path of `LabNode.popen`: the program sees the
-  host's /sys and /etc), in a session and process group of its own, so `stop` reaches its children too.
+- Each service runs in its node (`LabNode.popen`: the node's view, docs/nodes.md), in a session and process
+  group of its own, so `stop` reaches its children too. It lives as long as this process: services that
+  outlive it, with restarts and readiness by port, command or log, are declared in the topology file and
+  run by the lab's supervisor (docs/services.md).
 - stdout and stderr go, interleaved, to `/run/nslab/logs/LAB/NODE/NAME.log` (appended: a restart adds to
   the same file, after a `==> nslab:` line saying what started when). /run is a tmpfs, like /run/netns.
 - Readiness is a TCP connect to 127.0.0.1:PORT made from inside the node's namespace, so it needs no route
@@ -300,8 +302,12 @@ def services(lab: LabView | str) -> list[Service]:
 
 
 def log_files(lab_name: str) -> list[Path]:
-    """Every service log of LAB on this machine (also those other processes started), sorted by node/name."""
-    return sorted(log_dir(lab_name).glob("*/*.log"))
+    """Every service log of LAB on this machine, sorted by node/name: those of this API (also started by other
+    processes), then those of the services the topology file declares (run by the lab's supervisor)."""
+    from .lab.nodeview import lab_dir
+
+    declared = Path(lab_dir(lab_name)) / "logs"
+    return sorted(log_dir(lab_name).glob("*/*.log")) + sorted(declared.glob("*/*.log"))
 
 
 def forget(lab_name: str, timeout: float = 1.0) -> None:

@@ -57,9 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=check)
     # Verbs with modules of their own: observe (reach, perf, capture, top, graph) and faults (link, node, partition,
     # heal, impair).
-    from . import lab_capture, lab_events, lab_faults, lab_graph, lab_perf, lab_reach, lab_top
+    from . import lab_capture, lab_events, lab_faults, lab_graph, lab_perf, lab_reach, lab_services, lab_top
 
-    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults, lab_events):
+    for module in (lab_reach, lab_perf, lab_capture, lab_top, lab_graph, lab_faults, lab_events, lab_services):
         module.register(verbs)
 
 
@@ -77,14 +77,17 @@ def up(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     rows = node_rows(lab.plan)
+    _, services = _supervisor_status(lab.name)
     if args.json:
         emit_json({"lab": res.lab, "changed": res.changed, "nodes": res.nodes, "links": res.links,
                    "routes": res.routes, "seconds": round(res.seconds, 4), "repaired": res.repaired,
-                   "left_alone": res.left_alone, "table": rows})
+                   "left_alone": res.left_alone, "table": rows, "services": services})
     else:
         print(res.summary())
         if not args.quiet:
             print(format_table(rows))
+            if services:
+                print("services: " + ", ".join(f"{s['node']}/{s['name']} {s['state']}" for s in services))
     return 0
 
 
@@ -126,6 +129,12 @@ def down(args: argparse.Namespace) -> int:
         with st.locked(args.name):
             if st.load(args.name) is None:
                 st.remove(args.name)
+                # A down cut after its record went leaves the supervisor's remains (views, logs): ours by name
+                # under nslab's directory, and no lab of that name is recorded.
+                from ..lab import nodeview, system
+
+                system.stop_supervisor(args.name)
+                nodeview.remove_lab_dir(args.name)
         return _down_done(args, f"lab {args.name}: not up, nothing to do", "not up", 0)
     bar = Bar()
     try:
@@ -188,9 +197,11 @@ def status(args: argparse.Namespace) -> int:
     drift = lab.drift().lines()
     timeline = events.read(lab.name)
     recent = timeline[-STATUS_EVENTS:]
+    supervisor, services = _supervisor_status(lab.name)
     if args.json:
         emit_json({"lab": lab.name, "faults": active, "drifted": bool(drift), "drift": drift,
-                   "events": recent, "runs": events.runs(timeline), "nodes": [
+                   "events": recent, "runs": events.runs(timeline),
+                   "supervisor": supervisor, "services": services, "nodes": [
             {"node": o["node"], "kind": o["kind"], "netns": o["netns"],
              "links": [lk.to_json(with_addrs=True) for lk in o["links"]],
              "routes": [r.to_json() for r in o["routes"]], **o["settings"]} for o in out]})
@@ -205,6 +216,13 @@ def status(args: argparse.Namespace) -> int:
         for r in o["routes"]:
             if r.protocol != "kernel":
                 print("    route " + route_line(r))
+    if supervisor == "gone":
+        print(f"supervisor gone: services stopped, nodes have no view ('nslab lab up' with the lab's file "
+              f"starts a new one, 'nslab lab down {lab.name}' removes the lab)")
+    if services:
+        print("services:")
+        for svc in services:
+            print(f"  {svc['node']}/{svc['name']}: {svc['state']}" + (f" (pid {svc['pid']})" if svc["pid"] else ""))
     if active:
         print("faults:")
         for f in active:
@@ -220,6 +238,20 @@ def status(args: argparse.Namespace) -> int:
         for line in drift:
             print("  " + line)
     return 0
+
+
+def _supervisor_status(name: str) -> tuple[str, list[dict[str, Any]]]:
+    """("running" | "gone" | "none" (a lab made without one), its services)."""
+    from ..errors import NslabError
+    from ..lab import client
+
+    if not client.has_views(name):
+        return "none", []
+    try:
+        with client.Client.connect(name) as c:
+            return "running", list(c.call("svc.ps", timeout=10))
+    except NslabError:
+        return "gone", []
 
 
 def exec_(args: argparse.Namespace) -> int:
@@ -238,10 +270,16 @@ def exec_(args: argparse.Namespace) -> int:
         cmd = lab.resolve(cmd)
     if shutil.which(cmd[0]) is None:
         raise UsageError(f"lab exec: command {cmd[0]!r} not found", "check the spelling or give a full path")
-    from ..kernel.spawn import enter_full
+    from ..lab import client
 
     env = {**os.environ, **node.plan.env}  # the node's `env:` from the topology file
-    enter_full(node.netns)
+    if client.has_views(lab.name):  # the node's view, from its lab's supervisor
+        from .lab_services import run_in_view
+
+        return run_in_view(lab.name, args.node, cmd, env)
+    from ..kernel.spawn import enter_full
+
+    enter_full(node.netns)  # a lab made without a supervisor: its netns, /sys, /etc/netns as ip netns exec
     sys.stdout.flush()
     os.execvpe(cmd[0], cmd, env)
 

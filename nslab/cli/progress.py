@@ -16,7 +16,7 @@ class Bar:
         self.shown = False
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        if not self.enabled or total < self.min_total:
+        if not self.enabled or (total < self.min_total and phase != "services"):  # services are slow
             return
         now = time.monotonic()
         if done < total and now - self.last < 0.05:

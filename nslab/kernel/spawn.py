@@ -2,7 +2,11 @@
 
 Two ways:
 - fast: a thread parked in the namespace starts the program with plain subprocess (the child inherits
-  the spawning thread's namespaces), at the cost of a plain `subprocess.Popen`;
+  the spawning thread's namespaces), at the cost of a plain `subprocess.Popen`. Parked in the network
+  namespace only, the program sees the host's hostname, /etc, /sys and /run: good for bulk work (probes,
+  counters). Parked in a lab node's *view* (`view=` fds of net, uts, mnt and pid from the lab's supervisor,
+  docs/nodes.md) it sees the node's hostname, /etc/hosts, /sys, private dirs and files, and gets a pid in the
+  lab's pid namespace, at about the same cost;
 - full: `enter_full` gives the calling process the namespace plus its own /sys and /etc/netns/NAME/*
   files, as `ip netns exec` does, and is meant to be followed by exec (the CLI's `ns exec`/`shell`).
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -28,20 +32,27 @@ class ParkedThread:
     It holds the namespace alive while it runs: close it before expecting the namespace to vanish.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, view: Mapping[str, int] | None = None) -> None:
         self.name = name
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
-        fd = netns.open_fd(name)
+        fd = netns.open_fd(name) if view is None else -1
         started: Future[None] = Future()
 
         def main() -> None:
             try:
-                netns.setns(fd, name=name)
+                if view is not None:
+                    # The thread's own file-system context first: setns of a mount namespace needs it.
+                    from .nsops import enter
+
+                    enter(view, thread=True)
+                else:
+                    netns.setns(fd, name=name)
             except BaseException as exc:
                 started.set_exception(exc)
                 return
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
             started.set_result(None)
             while (job := self._jobs.get()) is not None:
                 fn, fut = job

@@ -32,7 +32,9 @@ from ..kernel.netns import doors
 from ..kernel.rtnl import RTPROT_NSLAB, Request, Rtnl
 from ..shield import run_cleanup
 from . import state as st
+from .nodeview import remove_lab_dir
 from .plan import IfacePlan, LinkPlan, NodePlan, Plan, sysctl_device
+from .system import stop_supervisor
 
 Progress = Callable[[str, int, int], None]  # phase, done, total
 
@@ -381,6 +383,7 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     """Delete the lab's namespaces that carry its marker (or, for a crashed `up`, that it recorded
     and that carry no marker at all). Returns (deleted, skipped-not-ours)."""
     report = progress or (lambda phase, done, total: None)
+    stop_supervisor(record.lab)  # its services, views and pid namespace go first (nslab.lab.system)
     # No "deleting" rewrite of the record: an interrupted down leaves it "up", and down runs again.
     ours, skipped = [], 0
     names = list(record.netns.items())
@@ -402,6 +405,7 @@ def down(record: st.LabState, progress: Progress | None = None) -> tuple[int, in
     deleted = bulk.delete(ours)
     report("deleting", len(deleted), len(names))
     st.remove(record.lab)
+    remove_lab_dir(record.lab)  # views' files, private dirs, service logs
     _wait_gone(ours)
     return len(deleted), skipped
 

@@ -7,11 +7,21 @@ A recorded-but-unmarked namespace is removed only when it holds nothing but lo (
 
 from __future__ import annotations
 
+import os
+
 from .. import faults, services
 from ..kernel import bulk, netns
 from ..names import is_lab_name
-from . import apply
+from . import apply, nodeview, system
 from . import state as st
+
+
+def _lab_dirs() -> list[str]:
+    try:
+        return sorted(e for e in os.listdir(nodeview.LABS_DIR) if is_lab_name(e)
+                      and os.path.isdir(os.path.join(nodeview.LABS_DIR, e)))
+    except FileNotFoundError:
+        return []
 
 
 def _healthy(lab: str) -> bool:
@@ -62,7 +72,9 @@ def cleanup(only: str | None = None) -> int:
                 st.remove(lab)  # a record whose namespaces were all removed by other means
             elif rec.status != "up":
                 faults.forget(lab)
+                system.stop_supervisor(lab)
                 deleted, _ = apply.down(rec)
+                nodeview.remove_lab_dir(lab)
         if deleted >= 0:
             services.remove_logs(lab)
             removed += deleted
@@ -72,9 +84,17 @@ def cleanup(only: str | None = None) -> int:
         name for name, (lab, node) in marked.items()
         if (only is None or lab == only) and not _healthy(lab) and name == f"{lab}-{node}"
     ]
+    for lab in {lab for name, (lab, node) in marked.items() if name in victims}:
+        system.stop_supervisor(lab)
     removed += len(bulk.delete(victims))
     for lab in {lab for name, (lab, node) in marked.items() if name in victims}:
         services.remove_logs(lab)
+        nodeview.remove_lab_dir(lab)
+    # Lab directories (views, logs) of labs with no record, no supervisor and no up/down under way.
+    for lab in [only] if only is not None else _lab_dirs():
+        if st.load(lab) is None and not st.busy(lab) and os.path.isdir(nodeview.lab_dir(lab)):
+            system.stop_supervisor(lab)
+            nodeview.remove_lab_dir(lab)
     # Lock files of labs with no record that nobody holds: an `up` killed before its first namespace, its
     # record lost since, leaves nothing else (the steps above then find nothing to act on).
     for lab in st.names(".lock") if only is None else [only]:

@@ -17,7 +17,7 @@ from ..errors import NotFoundError, NslabError, UsageError
 from ..kernel.packet import DEFAULT_SNAPLEN
 from ..namespace import Namespace
 from ..shield import run_cleanup
-from . import apply, builtin, reconcile
+from . import apply, builtin, client, nodeview, reconcile, system
 from . import state as st
 from .checks import Checker
 from .loader import parse_file
@@ -62,13 +62,19 @@ def _node_to_data(n: Node) -> dict[str, Any]:
             out[key] = getattr(n, key)
     if n.routes:
         out["routes"] = [{"to": r.to, "via": r.via} for r in n.routes]
+    if n.files or n.private or n.services:
+        out.update(files=n.files, private=n.private, services=[s.to_data() for s in n.services])
     return out
 
 
 def _node_from_data(v: dict[str, Any]) -> Node:
+    from .svcspec import ServiceSpec
+
     return Node(name=v["name"], kind=v["kind"], env=v.get("env", {}), sysctls=v.get("sysctls", {}),
                 routes=[StaticRoute(r["to"], r["via"]) for r in v.get("routes", [])],
-                loopback=v.get("loopback", []), exec=v.get("exec", []))
+                loopback=v.get("loopback", []), exec=v.get("exec", []),
+                files=v.get("files", {}), private=v.get("private", []),
+                services=[ServiceSpec.from_data(s) for s in v.get("services", [])])
 
 
 def topology_from_data(d: dict[str, Any]) -> Topology:
@@ -103,11 +109,13 @@ def down_by_name(name: str, progress: apply.Progress | None = None) -> tuple[int
 
     services.forget(name)  # reap the service processes this process started
     with st.locked(name):
+        system.stop_supervisor(name)  # also without a record (apply.down does it for a recorded lab)
         rec = st.load(name)
         deleted = skipped = 0
         if rec is not None:
             faults.forget(name)  # resumes stopped processes so that they can be terminated
             deleted, skipped = apply.down(rec, progress)
+        nodeview.remove_lab_dir(name)
     services.remove_logs(name)
     return deleted, skipped
 
@@ -224,7 +232,7 @@ class Lab:
                 )
             if rec is not None:
                 if rec.plan_digest == planned:
-                    return self._repair(plan, t0)
+                    return self._repair(plan, t0, progress)
                 return self._reconcile(rec, plan, t0, progress)
             clash = [n.netns for n in plan.nodes if os.path.lexists(f"/run/netns/{n.netns}")]
             if clash:
@@ -237,15 +245,33 @@ class Lab:
             rec = st.LabState(lab=self.name, status="creating", pid=os.getpid(), source=self.source,
                               created=time.time(), created_mono=time.monotonic())
 
+            prepared = system.prepare(plan, self.topology)  # host paths checked before anything exists
+            system.stop_supervisor(self.name)  # one left by a lab whose record was removed without a down
+            lease: list[Any] = []
+
             def declared() -> None:
                 try:
                     faults.apply_declared(self)
-                    self._run_exec(plan)  # the nodes' exec: once the network is up; a failure rolls back
+                    # start_supervisor, create_views, the nodes' exec (in their views, once the network is up),
+                    # start_services: inside the all-or-nothing, so a failing exec or service rolls the lab back.
+                    lease.append(system.bring_up(plan, self.topology, prepared, progress,
+                                                 before_services=lambda: self._run_exec(plan)))
                 except BaseException:
                     run_cleanup(lambda: faults.forget(self.name))  # the lab is rolled back: its record goes too
                     raise
 
-            apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology, planned), then=declared)
+            try:
+                apply.up(plan, rec, progress, finish=lambda r: _finish_record(r, self.topology, planned),
+                         then=declared)
+            except BaseException:
+                def undo() -> None:
+                    if lease:
+                        system.abandon(lease[0])
+                    nodeview.remove_lab_dir(self.name)
+
+                run_cleanup(undo)
+                raise
+            system.commit(lease[0])
         return UpResult(self.name, True, len(plan.nodes), len(plan.links), len(plan.routes),
                         time.perf_counter() - t0)
 
@@ -266,19 +292,29 @@ class Lab:
             return fv, set(fv.nft), set(fv.rates), True
         return fv, set(), set(), False
 
-    def _repair(self, plan: Plan, t0: float) -> UpResult:
+    def _restart_supervisor(self, plan: Plan, progress: apply.Progress | None) -> list[str]:
+        """A running lab whose supervisor is gone (degraded): a new one, new views, its services again."""
+        if client.alive(self.name):
+            return []
+        prepared = system.prepare(plan, self.topology)
+        system.commit(system.bring_up(plan, self.topology, prepared, progress))
+        n = sum(len(node.services) for node in self.topology.nodes.values())
+        return [f"supervisor was gone: started a new one ({len(plan.nodes)} views, {n} services)"]
+
+    def _repair(self, plan: Plan, t0: float, progress: apply.Progress | None = None) -> UpResult:
         """`up` of a running lab with the same topology: read every node back, put back what drifted from the
         plan (and the active faults), report it. Only nslab's own objects are changed (lab/reconcile.py)."""
         from .. import faults
 
         fv, force_nft, force_rates, pending = self._desired(plan)
         rep = reconcile.reconcile(plan, fv, None, force_nft=force_nft, force_rates=force_rates)
+        restarted = self._restart_supervisor(plan, progress)
         if pending:
             state = faults.load_state(self.name)
             state.pending = False
             faults.save_state(state)
-        res = UpResult(self.name, bool(rep.changes), len(plan.nodes), len(plan.links), len(plan.routes),
-                       time.perf_counter() - t0, repaired=[c.line() for c in rep.changes],
+        res = UpResult(self.name, bool(rep.changes) or bool(restarted), len(plan.nodes), len(plan.links),
+                       len(plan.routes), time.perf_counter() - t0, repaired=[c.line() for c in rep.changes] + restarted,
                        left_alone=[n.line() for n in rep.notes if not n.fatal])
         if rep.fatal:
             raise NslabError(
@@ -317,10 +353,18 @@ class Lab:
         def routes_of_the_rest() -> None:
             # The nodes that were there get the routes to the new subnets (and lose none of a user's).
             reconcile.reconcile(plan, fv, old_names, force_nft=force_nft, force_rates=force_rates)
-            self._run_exec(plan, [n.name for n in new_nodes])
+
+        def then() -> None:
+            routes_of_the_rest()
+            names = [n.name for n in new_nodes]
+            if client.alive(self.name):  # else the restart below makes every view (the exec then runs bare)
+                system.grow(plan, self.topology, names, progress, before_services=lambda: self._run_exec(plan, names))
+            else:
+                self._run_exec(plan, names)
 
         apply.up(plan, rec, progress, only_nodes=[n.name for n in new_nodes], only_links=new_links,
-                 only_routes=True, then=routes_of_the_rest)
+                 only_routes=True, then=then)
+        self._restart_supervisor(plan, progress)
         # Only now: a failed grow keeps the old topology on record, so the next `up` retries it.
         _finish_record(rec, self.topology, self._planned)
         st.save(rec)

@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import NotFoundError, UsageError
 from ..names import NODE_NAME_MAX
+from . import svcspec
 from .checks import closest
 from .model import CHECK_KINDS, Check, Command, Endpoint, Link, Node, Pools, StaticRoute
 from .spec import Topology
@@ -343,6 +344,7 @@ class _Loader:
         defaults = self.mapping(top["defaults"][1], "defaults", DEFAULT_KEYS, "defaults") if "defaults" in top else {}
         groups = self.groups(top["groups"][1]) if "groups" in top else {}
         topo.nodes, topo.groups = self.nodes(top["nodes"][1], defaults, groups)
+        svcspec.check_services(self, topo.nodes)
         if "links" in top:
             replicas = {base: members for base, members in topo.groups.items() if base not in groups}
             topo.links = self.links(top["links"][1], replicas)
@@ -677,6 +679,7 @@ class _Loader:
                     n.lines[f"loopback[{j}]"] = item.start_mark.line + 1
             elif key == "exec":
                 n.exec = self.commands(vnode, f"{path}.exec", n.lines)
+        svcspec.parse_node_keys(self, fields, path, n)  # files, private, services (nslab.lab.svcspec)
         return n
 
     def scalar(self, node: yaml.Node, path: str, example: str) -> str:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .svcspec import ServiceSpec
 
 KINDS = ("host", "router", "switch")
 ROUTING = ("auto", "none")
@@ -53,6 +56,10 @@ class Node:
     routes: list[StaticRoute] = field(default_factory=list)
     loopback: list[str] = field(default_factory=list)  # CIDRs added on lo
     exec: list[Command] = field(default_factory=list)  # one-shot commands at up, in order
+    # What the node carries (nslab.lab.svcspec, docs/nodes.md): files it sees, directories only it sees, services.
+    files: dict[str, str] = field(default_factory=dict)
+    private: list[str] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 

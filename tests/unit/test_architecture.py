@@ -17,7 +17,7 @@ from .test_cli_imports import import_graph
 BASE = {"nslab.errors", "nslab.names", "nslab.model", "nslab.shield", "nslab.threads", "nslab.units"}
 # The planning half of nslab.lab: pure (no root, no kernel, no I/O).
 PLANNING = {f"nslab.lab.{m}" for m in ("model", "checks", "spec", "loader", "builtin", "topology", "addressing",
-                                       "routing", "plan", "view", "subst")}
+                                       "routing", "plan", "view", "subst", "svcspec")}
 
 
 def _broken(within: set[str], allowed: set[str]) -> dict[str, list[str]]:
@@ -48,8 +48,9 @@ def test_the_planning_half_of_lab_is_pure() -> None:
 
 
 def test_the_labs_kernel_work_is_below_the_features() -> None:
-    """apply, reconcile and state: the planning half, the kernel door and the base; no feature."""
-    work = {"nslab.lab.apply", "nslab.lab.reconcile", "nslab.lab.state"}
+    """apply, reconcile, state, events and the node views, supervisor and its client: the planning half, the kernel door and the base; no feature."""
+    work = {f"nslab.lab.{m}" for m in ("apply", "reconcile", "state", "events",
+                                       "nodeview", "supervisor", "client", "system")}
     assert _broken(work, work | PLANNING | _under("nslab.kernel") | BASE) == {}
 
 

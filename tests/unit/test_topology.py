@@ -154,7 +154,8 @@ def test_schema_is_the_one_source_of_the_loaders_keys_and_agrees_with_the_model(
     assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
     assert loader.CHECK_KEYS == ("reach", "no_reach", "port_open", "retries")
     assert (loader.NODE_KEYS, loader.PORT_CHECK_KEYS) == (
-        ("kind", "env", "sysctls", "routes", "loopback", "exec", "group", "count"), ("from", "to", "port"))
+        ("kind", "env", "sysctls", "routes", "loopback", "exec", "group", "count", "files", "private", "services"),
+        ("from", "to", "port"))
     assert tuple(model.DEFAULT_POOLS) == loader.POOL_KEYS
     assert tuple(top["routing"]["enum"]) == model.ROUTING
     node_form = next(o for o in top["nodes"]["additionalProperties"]["oneOf"] if o.get("type") == "object")
