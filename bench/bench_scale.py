@@ -13,7 +13,8 @@ Three methods, interleaved round by round (order rotated), for each N (default 1
               namespace   file + unshare + bind mount (netns.create with nothing inside)
               veth pair   created in a hub namespace with its peer straight in another namespace,
                           the hub end a bridge port and up in the same request (what a lab link needs)
-              link up     IFF_UP of a link that is down
+              link up     IFF_UP of the second end of a veth pair whose first end is an up bridge
+                          port: carrier comes on (as a lab host's eth0 goes up)
               address     an IPv4 /32 (and an IPv6 /128, nodad) on a link
               route       a /32 route via a link
               delete      umount + unlink of /run/netns/NAME, one thread (as `ip -b netns del`)
@@ -110,8 +111,15 @@ def floor(n: int) -> dict[str, float]:
             finally:
                 for fd in fds.values():
                     os.close(fd)
-            _timed_batch(r, [Rtnl.req_set_link(3 + i, f"v{i}", up=False) for i in range(n)])
-            out["link up"] = _timed_batch(r, [Rtnl.req_set_link(3 + i, f"v{i}", up=True) for i in range(n)]) / n
+            # Link up as a lab host's eth0 goes up: the second end of a pair whose first end is an up
+            # bridge port, so carrier comes on (port forwarding, IPv6 autoconf on both ends). Pairs x/y
+            # with both ends in the hub, made before the clock; x enslaved and up without carrier.
+            base = 3 + n
+            _timed_batch(r, [Rtnl.req_add_link(f"x{i}", "veth", Rtnl.veth_peer(f"y{i}", index=base + n + i),
+                                               index=base + i, master=2) for i in range(n)])
+            _timed_batch(r, [Rtnl.req_set_link(base + i, f"x{i}", up=True) for i in range(n)])
+            out["link up"] = _timed_batch(r, [Rtnl.req_set_link(base + n + i, f"y{i}", up=True)
+                                              for i in range(n)]) / n
             out["address v4"] = _timed_batch(
                 r, [Rtnl.req_addr(3 + i, f"v{i}", f"10.{(i >> 8) & 255}.{i & 255}.1/32") for i in range(n)]) / n
             out["address v6"] = _timed_batch(
