@@ -364,8 +364,8 @@ def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dic
             receivers.append(rx)
             sel.register(rx.sock, selectors.EVENT_READ, rx)
         by_ident = {src.ident: src for src in sources.values()}
-        size = _wave_size(family)
-        for wave in _waves(todo, sources, size):
+        waves = _waves(todo, sources, _wave_size(family))
+        for wave in waves:
             deadline = time.perf_counter() + window
             while time.perf_counter() < deadline:
                 left = [(src, q) for src, q in wave if (src.name, src.targets[q][0]) not in arrived]
@@ -381,7 +381,7 @@ def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dic
                             _drain_arrivals(key.data, family, token, by_ident, arrived)
                         else:
                             _drain(key.data, family, token, out, by_ident)
-            if size < len(todo):
+            if len(waves) > 1:
                 evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
     finally:
         sel.close()
@@ -439,8 +439,8 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
             sources[s] = _Source(s, (base + i) & 0xFFFF, sock, targets)
             sel.register(sock, selectors.EVENT_READ, sources[s])
         by_ident = {src.ident: src for src in sources.values()}
-        size = _wave_size(family)
-        for wave in _waves(todo, sources, size):
+        waves = _waves(todo, sources, _wave_size(family))
+        for wave in waves:
             # Each wave has the whole timeout from its first send: a shared deadline left the last waves of
             # a loaded machine no time, and their pairs went to the slow one-way probe as "silent".
             deadline = time.perf_counter() + timeout
@@ -458,7 +458,7 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
                         break
                     for key, _ in sel.select(wait):
                         _drain(key.data, family, token, out, by_ident)
-            if size < len(todo):
+            if len(waves) > 1:
                 evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
     finally:
         sel.close()
@@ -469,13 +469,14 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
 
 
 def _wave_size(family: int) -> int:
-    """Pairs per wave: as many as the free room in the kernel's neighbour (ARP/ND) table.
+    """Neighbour (ARP/ND) entries a wave may make: most of the free room in the kernel's neighbour table.
 
     That table is ONE for all namespaces, capped at gc_thresh3 (1024 by default), and an entry that
     was just confirmed (REACHABLE, 15-45 s) cannot be evicted to make room. On one LAN every pair needs
     an entry on each side, so 100 hosts need 9 900: one burst gets ~1 000 answers and the rest are lost
     for good (dmesg: "neighbour table overflow"). So when the room is short, pairs go in waves, both
-    directions of a pair in the same wave, and the entries of a wave are deleted after it.
+    directions of a pair in the same wave (they share the pair's two entries), and the entries of a
+    wave are deleted after it. A quarter of the room is kept for other labs' traffic meanwhile.
     """
     def read(path: str, default: int, base: int = 10) -> int:
         try:
@@ -486,25 +487,30 @@ def _wave_size(family: int) -> int:
 
     cap = read(f"/proc/sys/net/ipv{family}/neigh/default/gc_thresh3", 1024)
     used = read("/proc/net/stat/" + ("arp_cache" if family == 4 else "ndisc_cache"), 0, 16)
-    # Both directions of a pair go in one wave (_waves) and share their two entries (src's for dst, made by
-    # src's request; dst's for src, made from that request): one entry per ordered pair. A quarter of
-    # the room is kept back for other labs' traffic meanwhile (the table is the machine's).
-    return max(64, (cap - used - 64) * 3 // 4)
+    return max(128, (cap - used - 64) * 3 // 4)
 
 
-def _waves(todo: list[Pair], sources: dict[str, _Source], size: int) -> Iterable[list[tuple[_Source, int]]]:
+def _waves(todo: list[Pair], sources: dict[str, _Source], entries: int) -> list[list[tuple[_Source, int]]]:
+    """TODO in waves that each make at most ENTRIES neighbour entries: two per pair of nodes, whether one
+    or both of its directions are probed."""
     seq = {(src.name, d): q for src in sources.values() for q, (d, _) in enumerate(src.targets)}
     for src in sources.values():
         src.pending.clear()
-    ordered: list[Pair] = []
+    waves: list[list[tuple[_Source, int]]] = [[]]
+    used = 0
     seen: set[Pair] = set()
     for s, d in todo:  # (s, d) then (d, s): the two directions share their two neighbour entries
-        for p in ((s, d), (d, s)):
-            if p in seq and p not in seen:
-                seen.add(p)
-                ordered.append(p)
-    for i in range(0, len(ordered), size):
-        yield [(sources[s], seq[(s, d)]) for s, d in ordered[i:i + size]]
+        group = [p for p in ((s, d), (d, s)) if p in seq and p not in seen]
+        if not group:
+            continue
+        if used + 2 > entries and waves[-1]:
+            waves.append([])
+            used = 0
+        used += 2
+        for p in group:
+            seen.add(p)
+            waves[-1].append((sources[p[0]], seq[p]))
+    return waves if waves[-1] else []
 
 
 def _send(pairs: list[tuple[_Source, int]], family: int, token: bytes, out: dict[Pair, PairResult],
