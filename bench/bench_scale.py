@@ -115,8 +115,10 @@ def floor(n: int) -> dict[str, float]:
             # bridge port, so carrier comes on (port forwarding, IPv6 autoconf on both ends). Pairs x/y
             # with both ends in the hub, made before the clock; x enslaved and up without carrier.
             base = 3 + n
+            br1 = base + 2 * n  # a second bridge: one takes at most 1023 ports
+            r.run_all([Rtnl.req_add_link("br1", "bridge", index=br1, up=True)])
             _timed_batch(r, [Rtnl.req_add_link(f"x{i}", "veth", Rtnl.veth_peer(f"y{i}", index=base + n + i),
-                                               index=base + i, master=2) for i in range(n)])
+                                               index=base + i, master=br1) for i in range(n)])
             _timed_batch(r, [Rtnl.req_set_link(base + i, f"x{i}", up=True) for i in range(n)])
             out["link up"] = _timed_batch(r, [Rtnl.req_set_link(base + n + i, f"y{i}", up=True)
                                               for i in range(n)]) / n

@@ -117,11 +117,11 @@ def _each(fn: Callable[[str], None], names: Sequence[str]) -> list[BaseException
         except BaseException as exc:
             out[i] = exc
 
-    if len(names) < 8:
+    k = min(DELETE_THREADS, len(names) // 16)  # a thread per 16 names at most: starting one costs ~1 umount
+    if k < 2:
         for i in range(len(names)):
             one(i)
         return out
-    k = min(DELETE_THREADS, len(names))
 
     def share(j: int) -> None:  # one job per thread (not per name): each submit costs two sigmask calls
         for i in range(j, len(names), k):

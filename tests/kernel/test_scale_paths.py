@@ -109,7 +109,7 @@ def test_a_lab_whose_record_has_no_ids_is_taken_down_by_marker() -> None:
 
 
 def test_parallel_delete_removes_every_namespace_and_stale_file(netns_factory: NetnsFactory) -> None:
-    names = [netns_factory.reserve() for _ in range(40)]  # more than the serial threshold
+    names = [netns_factory.reserve() for _ in range(70)]  # enough for 4 threads (bulk._each)
     subprocess.run(["ip", "-b", "-"], input="".join(f"netns add {n}\n" for n in names[:-1]), text=True,
                    check=True, capture_output=True)
     with open(netns.path(names[-1]), "w"):
