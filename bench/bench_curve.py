@@ -22,6 +22,7 @@ script ends by checking that no nslabb-* namespace is left. The PNG needs matplo
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -91,6 +92,14 @@ def run_size(kind: str, args: tuple[int, ...], timeout: float) -> dict[str, floa
     return data
 
 
+def marginal(rows: list[dict[str, float]]) -> list[float]:
+    """KiB of peak RSS after up per node added since the size before (a flat controller: constant)."""
+    out = [float("nan")]
+    for a, b in itertools.pairwise(rows):
+        out.append((b["hwm_up_kb"] - a["hwm_up_kb"]) / (b["nodes"] - a["nodes"]))
+    return out
+
+
 def draw(rows: list[dict[str, float]], path: str) -> str:
     try:
         import matplotlib
@@ -115,8 +124,8 @@ def draw(rows: list[dict[str, float]], path: str) -> str:
     ax.set_title("lab up / down")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    bx.semilogx(hosts, [(r["hwm_up_kb"] - r["hwm_import_kb"]) / r["nodes"] for r in rows], "o-",
-                label="controller KiB per node (peak RSS after up - after import)")
+    bx.semilogx(hosts[1:], marginal(rows)[1:], "o-",
+                label="controller KiB per extra node\n(peak RSS after up, from the size before)")
     bx.semilogx(hosts, [r["fds"] for r in rows], "s-", label="open fds after up")
     bx.semilogx(hosts, [r["threads"] for r in rows], "^-", label="threads after up")
     bx.set_xlabel("hosts")
@@ -168,15 +177,17 @@ def main() -> int:
             C.delete_netns_exact(left)
         ok = C.check_clean() and ok
     if rows:
+        marg = marginal(rows)
         table = [[r["spec"], int(r["hosts"]), int(r["nodes"]), r["up"], r["down"], r["up"] + r["down"],
                   r["up"] * 1e3 / r["nodes"], r["down"] * 1e3 / r["nodes"],
-                  (r["hwm_up_kb"] - r["hwm_import_kb"]) / r["nodes"], r["hwm_peak_kb"] / 1024,
+                  (r["hwm_up_kb"] - r["hwm_import_kb"]) / r["nodes"], "-" if i == 0 else f"{marg[i]:.1f}",
+                  r["hwm_peak_kb"] / 1024,
                   int(r["fds"]), int(r["threads"]), int(r["children"]),
                   f"{int(r['reach_ok'])}/{int(r['reach_pairs'])} in {r['reach_s']:.2f} s",
                   f"{MININET[int(r['hosts'])]:.1f}*" if int(r["hosts"]) in MININET else "-", r["load"]]
-                 for r in rows]
+                 for i, r in enumerate(rows)]
         print(C.table(["topology", "hosts", "namespaces", "up s", "down s", "up+down s", "up ms/node",
-                       "down ms/node", "KiB/node", "peak MiB", "fds", "threads", "children", "reach",
+                       "down ms/node", "KiB/node", "KiB/extra node", "peak MiB", "fds", "threads", "children", "reach",
                        "Mininet s*", "load before"], table))
         print("* Mininet: research/mininet.md §4.3 (build+start+stop on this VM kind), not measured in this run")
         print(draw(rows, args.png))
