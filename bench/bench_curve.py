@@ -9,9 +9,7 @@ Sizes (built-in topologies within the bridge's 1023-port limit):
 Each size runs in a fresh Python process (import, plan, up, what it holds after up, reach, down), so
 its memory is its own: VmHWM (peak RSS) after the import and after up, KiB per node of the difference.
 reach: every pair for N <= 100 (N*(N-1) pairs); for bigger labs one source to every host (N-1 pairs:
-all pairs would take minutes, the neighbour table being one for the machine), started 5 s after up:
-right after up, h1 of single,300 reached 0/299 hosts within the 2 s timeout, 299/299 4 s later
-(single,100: all at once; see bench/README.md). Sizes above --max
+all pairs would take minutes, the neighbour table being one for the machine). Sizes above --max
 (default 1000) are skipped: 4 900 and 10 000 load a shared machine heavily for a minute or more.
 Mininet beside it: the figures of ../shared/research/mininet.md (measured on this VM kind with Linux
 bridges, not in this run; Mininet is not runnable here: the PyPI wheel has no mnexec), marked as such.
@@ -69,7 +67,6 @@ try:
     if len(hosts) <= 100:
         r = reach(lab, one_way=False)
     else:
-        time.sleep(5)  # see the module doc: a big star needs a few seconds after up before ARP answers
         r = reach(lab, sources=[hosts[0]], one_way=False)
     out["reach_pairs"], out["reach_ok"], out["reach_s"] = len(r.pairs), r.reachable, r.seconds
 finally:

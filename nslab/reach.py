@@ -366,14 +366,16 @@ def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dic
         by_ident = {src.ident: src for src in sources.values()}
         waves = _waves(todo, sources, _wave_size(family))
         for wave in waves:
-            deadline = time.perf_counter() + window
-            while time.perf_counter() < deadline:
+            deadline: float | None = None  # WINDOW counts once the wave's requests are out (see _icmp)
+            while deadline is None or time.perf_counter() < deadline:
                 left = [(src, q) for src, q in wave if (src.name, src.targets[q][0]) not in arrived]
                 if not left:
                     break
                 for src, q in left:
                     src.pending.add(q)
                 _send(left, family, token, out, sel, by_ident)
+                if deadline is None:
+                    deadline = time.perf_counter() + window
                 next_send = min(deadline, time.perf_counter() + min(retry, 0.1))
                 while (wait := next_send - time.perf_counter()) > 0:
                     for key, _ in sel.select(wait):
@@ -441,16 +443,20 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
         by_ident = {src.ident: src for src in sources.values()}
         waves = _waves(todo, sources, _wave_size(family))
         for wave in waves:
-            # Each wave has the whole timeout from its first send: a shared deadline left the last waves of
-            # a loaded machine no time, and their pairs went to the slow one-way probe as "silent".
-            deadline = time.perf_counter() + timeout
+            # Each wave has the whole timeout once its requests are out: a deadline shared by all waves, or
+            # one set before sending, left nothing to wait with on a loaded machine (right after a 300-host
+            # star came up, each sendto took ~7 ms, ARP floods included: the 299 sends alone ate the 2 s).
+            deadline: float | None = None
             for src, seq in wave:
                 src.pending.add(seq)
             # A short retry inside a wave: a packet dropped because the neighbour table was full is
             # the common loss, and the kernel has made room by the time it is sent again.
             pause = retry if len(wave) == len(todo) else min(retry, 0.02)
-            while (left := [(src, q) for src, q in wave if q in src.pending]) and time.perf_counter() < deadline:
+            while ((left := [(src, q) for src, q in wave if q in src.pending])
+                   and (deadline is None or time.perf_counter() < deadline)):
                 _send(left, family, token, out, sel, by_ident)
+                if deadline is None:
+                    deadline = time.perf_counter() + timeout
                 next_send = time.perf_counter() + pause
                 while any(q in src.pending for src, q in left):
                     wait = min(next_send, deadline) - time.perf_counter()
