@@ -119,3 +119,30 @@ def test_parallel_delete_removes_every_namespace_and_stale_file(netns_factory: N
     assert sorted(deleted) == sorted(names[:-1])
     assert not set(names) & listed()
     assert not [n for n in names if os.path.lexists(netns.path(n))]
+
+
+def test_reach_waits_its_timeout_after_slow_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sends slower than the timeout (a loaded machine flooding ARP through a big bridge) must not eat the
+    time to read the replies: the kernel has them (the same pairs answer `ping`)."""
+    import time
+
+    from nslab import reach as reach_mod
+
+    lab = Lab.topo("single", 3, name=lab_name())
+    lab.up()
+    try:
+        real_send = reach_mod._send
+
+        def slow_send(*args: object, **kwargs: object) -> None:
+            real_send(*args, **kwargs)  # type: ignore[arg-type]
+            time.sleep(0.6)  # longer than the timeout below
+
+        monkeypatch.setattr(reach_mod, "_send", slow_send)
+        r = reach_mod.reach(lab, timeout=0.4, one_way=False)
+        assert r.ok, r.matrix_text()
+        monkeypatch.undo()
+        ping = lab["h1"].run(["ping", "-c1", "-W2", lab.plan.addresses_of("h3")[0].split("/")[0]],
+                             capture_output=True)
+        assert ping.returncode == 0  # the oracle: the pairs are reachable indeed
+    finally:
+        lab.down()
