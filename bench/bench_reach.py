@@ -45,7 +45,7 @@ def main() -> int:
         cap = int(f.read())
     n = args.hosts
     pairs = n * (n - 1)
-    print(f"neighbour table: gc_thresh3={cap}; {pairs} pairs; reach() wave size now {_wave_size(4)} pairs"
+    print(f"neighbour table: gc_thresh3={cap}; {pairs} pairs; reach() waves of {_wave_size(4)} entries now"
           f" ({'one burst' if _wave_size(4) >= pairs else 'waves, entries evicted after each'})")
     lab = Lab.topo("single", n, name=C.PREFIX + secrets.token_hex(2))
     try:

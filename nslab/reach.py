@@ -364,16 +364,18 @@ def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dic
             receivers.append(rx)
             sel.register(rx.sock, selectors.EVENT_READ, rx)
         by_ident = {src.ident: src for src in sources.values()}
-        size = _wave_size(family)
-        for wave in _waves(todo, sources, size):
-            deadline = time.perf_counter() + window
-            while time.perf_counter() < deadline:
+        waves = _waves(todo, sources, _wave_size(family))
+        for wave in waves:
+            deadline: float | None = None  # WINDOW counts once the wave's requests are out (see _icmp)
+            while deadline is None or time.perf_counter() < deadline:
                 left = [(src, q) for src, q in wave if (src.name, src.targets[q][0]) not in arrived]
                 if not left:
                     break
                 for src, q in left:
                     src.pending.add(q)
                 _send(left, family, token, out, sel, by_ident)
+                if deadline is None:
+                    deadline = time.perf_counter() + window
                 next_send = min(deadline, time.perf_counter() + min(retry, 0.1))
                 while (wait := next_send - time.perf_counter()) > 0:
                     for key, _ in sel.select(wait):
@@ -381,7 +383,7 @@ def _one_way(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dic
                             _drain_arrivals(key.data, family, token, by_ident, arrived)
                         else:
                             _drain(key.data, family, token, out, by_ident)
-            if size < len(todo):
+            if len(waves) > 1:
                 evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
     finally:
         sel.close()
@@ -431,7 +433,6 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
     out: dict[Pair, PairResult] = {}
     sources: dict[str, _Source] = {}
     sel = selectors.DefaultSelector()
-    deadline = time.perf_counter() + timeout
     evict = _Evictor(plan, addresses, family)
     try:
         for i, (s, targets) in enumerate(by_src.items()):
@@ -440,15 +441,22 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
             sources[s] = _Source(s, (base + i) & 0xFFFF, sock, targets)
             sel.register(sock, selectors.EVENT_READ, sources[s])
         by_ident = {src.ident: src for src in sources.values()}
-        size = _wave_size(family)
-        for wave in _waves(todo, sources, size):
+        waves = _waves(todo, sources, _wave_size(family))
+        for wave in waves:
+            # Each wave has the whole timeout once its requests are out: a deadline shared by all waves, or
+            # one set before sending, left nothing to wait with on a loaded machine (right after a 300-host
+            # star came up, each sendto took ~7 ms, ARP floods included: the 299 sends alone ate the 2 s).
+            deadline: float | None = None
             for src, seq in wave:
                 src.pending.add(seq)
             # A short retry inside a wave: a packet dropped because the neighbour table was full is
             # the common loss, and the kernel has made room by the time it is sent again.
             pause = retry if len(wave) == len(todo) else min(retry, 0.02)
-            while (left := [(src, q) for src, q in wave if q in src.pending]) and time.perf_counter() < deadline:
+            while ((left := [(src, q) for src, q in wave if q in src.pending])
+                   and (deadline is None or time.perf_counter() < deadline)):
                 _send(left, family, token, out, sel, by_ident)
+                if deadline is None:
+                    deadline = time.perf_counter() + timeout
                 next_send = time.perf_counter() + pause
                 while any(q in src.pending for src, q in left):
                     wait = min(next_send, deadline) - time.perf_counter()
@@ -456,7 +464,7 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
                         break
                     for key, _ in sel.select(wait):
                         _drain(key.data, family, token, out, by_ident)
-            if size < len(todo):
+            if len(waves) > 1:
                 evict.forget([(src.name, src.targets[q][0]) for src, q in wave])
     finally:
         sel.close()
@@ -467,13 +475,14 @@ def _icmp(plan: Plan, todo: list[Pair], netns: dict[str, str], addresses: dict[s
 
 
 def _wave_size(family: int) -> int:
-    """Pairs per wave: as many as the free room in the kernel's neighbour (ARP/ND) table.
+    """Neighbour (ARP/ND) entries a wave may make: most of the free room in the kernel's neighbour table.
 
     That table is ONE for all namespaces, capped at gc_thresh3 (1024 by default), and an entry that
     was just confirmed (REACHABLE, 15-45 s) cannot be evicted to make room. On one LAN every pair needs
     an entry on each side, so 100 hosts need 9 900: one burst gets ~1 000 answers and the rest are lost
     for good (dmesg: "neighbour table overflow"). So when the room is short, pairs go in waves, both
-    directions of a pair in the same wave, and the entries of a wave are deleted after it.
+    directions of a pair in the same wave (they share the pair's two entries), and the entries of a
+    wave are deleted after it. A quarter of the room is kept for other labs' traffic meanwhile.
     """
     def read(path: str, default: int, base: int = 10) -> int:
         try:
@@ -484,22 +493,30 @@ def _wave_size(family: int) -> int:
 
     cap = read(f"/proc/sys/net/ipv{family}/neigh/default/gc_thresh3", 1024)
     used = read("/proc/net/stat/" + ("arp_cache" if family == 4 else "ndisc_cache"), 0, 16)
-    return max(64, (cap - used - 64) // 2)
+    return max(128, (cap - used - 64) * 3 // 4)
 
 
-def _waves(todo: list[Pair], sources: dict[str, _Source], size: int) -> Iterable[list[tuple[_Source, int]]]:
+def _waves(todo: list[Pair], sources: dict[str, _Source], entries: int) -> list[list[tuple[_Source, int]]]:
+    """TODO in waves that each make at most ENTRIES neighbour entries: two per pair of nodes, whether one
+    or both of its directions are probed."""
     seq = {(src.name, d): q for src in sources.values() for q, (d, _) in enumerate(src.targets)}
     for src in sources.values():
         src.pending.clear()
-    ordered: list[Pair] = []
+    waves: list[list[tuple[_Source, int]]] = [[]]
+    used = 0
     seen: set[Pair] = set()
     for s, d in todo:  # (s, d) then (d, s): the two directions share their two neighbour entries
-        for p in ((s, d), (d, s)):
-            if p in seq and p not in seen:
-                seen.add(p)
-                ordered.append(p)
-    for i in range(0, len(ordered), size):
-        yield [(sources[s], seq[(s, d)]) for s, d in ordered[i:i + size]]
+        group = [p for p in ((s, d), (d, s)) if p in seq and p not in seen]
+        if not group:
+            continue
+        if used + 2 > entries and waves[-1]:
+            waves.append([])
+            used = 0
+        used += 2
+        for p in group:
+            seen.add(p)
+            waves[-1].append((sources[p[0]], seq[p]))
+    return waves if waves[-1] else []
 
 
 def _send(pairs: list[tuple[_Source, int]], family: int, token: bytes, out: dict[Pair, PairResult],
@@ -589,6 +606,7 @@ class _Evictor:
         self.ifindex: dict[str, dict[str, int]] = {}
         self.nets: dict[str, list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]] = {}
         self.onlink: dict[tuple[str, str], str | None] = {}
+        self.packed: dict[str, bytes] = {}  # address -> its bytes: parsed once, not once per pair
 
     def _open(self, node: str) -> Rtnl:
         if node not in self.rtnl:
@@ -596,10 +614,15 @@ class _Evictor:
             self.ifindex[node] = {lk.ifname: lk.ifindex for lk in self.rtnl[node].links()}
         return self.rtnl[node]
 
+    def _packed(self, addr: str) -> bytes:
+        if addr not in self.packed:
+            self.packed[addr] = ipaddress.ip_address(addr).packed
+        return self.packed[addr]
+
     def _onlink(self, node: str, addr: str) -> str | None:
         key = (node, addr)
         if key not in self.onlink:
-            ip = ipaddress.ip_address(addr)
+            ip = ipaddress.ip_address(self._packed(addr))
             nets = self.nets.get(node)
             if nets is None:
                 nets = self.nets[node] = [(ipaddress.ip_interface(c).network, i.ifname)
@@ -620,7 +643,7 @@ class _Evictor:
             index = self.ifindex[s].get(dev)
             if index is None:
                 continue
-            reqs.setdefault(s, []).append(Rtnl.req_del_neigh(index, addr))
+            reqs.setdefault(s, []).append(Rtnl.req_del_neigh(index, addr, packed=self._packed(addr)))
         for node, batch in reqs.items():
             self.rtnl[node].run(batch)  # ENOENT (already gone) is fine: results ignored
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .. import threads
 from ..errors import NslabError, PermissionDenied
 from ..shield import shielded
 from . import netns, procs, sysctl
@@ -98,6 +99,40 @@ def remove_stale(names: Iterable[str]) -> int:
     return removed
 
 
+DELETE_THREADS = 16
+
+
+def _each(fn: Callable[[str], None], names: Sequence[str]) -> list[BaseException | None]:
+    """fn(name) for every name, on DELETE_THREADS threads when there are many; the error of each (None: done).
+
+    For namespace deletion: each umount waits for an RCU grace period after releasing the mount lock,
+    so umounts from several threads share their grace periods. Measured for 1000 lab namespaces on a
+    loaded 2-CPU machine: 0.2-1.1 s from 4-32 threads against 1.6-3.2 s for one (`ip -b netns del`
+    and nslab alike); bench/README.md. All are done before this returns (the threads block signals)."""
+    out: list[BaseException | None] = [None] * len(names)
+
+    def one(i: int) -> None:
+        try:
+            fn(names[i])
+        except BaseException as exc:
+            out[i] = exc
+
+    k = min(DELETE_THREADS, len(names) // 16)  # a thread per 16 names at most: starting one costs ~1 umount
+    if k < 2:
+        for i in range(len(names)):
+            one(i)
+        return out
+
+    def share(j: int) -> None:  # one job per thread (not per name): each submit costs two sigmask calls
+        for i in range(j, len(names), k):
+            one(i)
+
+    with threads.Executor(k, "nslab-del") as ex:
+        for f in [ex.submit(share, j) for j in range(k)]:
+            f.result()
+    return out
+
+
 def delete(names: Iterable[str], kill: bool = True) -> list[str]:
     """Kill what runs in the namespaces (one /proc walk for all), then delete them. Returns the deleted.
 
@@ -110,14 +145,14 @@ def delete(names: Iterable[str], kill: bool = True) -> list[str]:
         procs.terminate(procs.pids_in(inodes))
     done = []
     with shielded():  # no name left unmounted but present, whatever Ctrl-C does
-        for n in existing:
-            try:
-                netns.delete(n)
+        first: BaseException | None = None
+        for n, err in zip(existing, _each(netns.delete, existing), strict=True):
+            if err is None:
                 done.append(n)
-            except PermissionDenied:
-                raise
-            except NslabError:
-                continue
+            elif not isinstance(err, NslabError) or isinstance(err, PermissionDenied):
+                first = first or err
+        if first is not None:
+            raise first
         gone = set(done)
         remove_stale(n for n in names if n not in gone)
     return done

@@ -393,7 +393,7 @@ def test_an_interrupted_record_write_leaves_no_half_file(monkeypatch: pytest.Mon
     def interrupted(*a: object, **kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(st.json, "dump", interrupted)
+    monkeypatch.setattr(st.json, "dumps", interrupted)
     with pytest.raises(KeyboardInterrupt):
         st.save(st.LabState(lab=name, status="creating", pid=os.getpid()))
     monkeypatch.setattr(fl.json, "dump", interrupted)
