@@ -48,7 +48,8 @@ def test_the_planning_half_of_lab_is_pure() -> None:
 
 
 def test_the_labs_kernel_work_is_below_the_features() -> None:
-    """apply, reconcile, state, events and the node views, supervisor and its client: the planning half, the kernel door and the base; no feature."""
+    """apply, reconcile, state, events and the node views, supervisor and its client: the planning half, the
+    kernel door and the base; no feature."""
     work = {f"nslab.lab.{m}" for m in ("apply", "reconcile", "state", "events",
                                        "nodeview", "supervisor", "client", "system")}
     assert _broken(work, work | PLANNING | _under("nslab.kernel") | BASE) == {}
