@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, ROOT_REASON, is_root, lab_name
-from lab_leaks import leftovers
 
 from nslab.checks import run_checks
 from nslab.lab.lab import Lab
+
+from .lab_leaks import leftovers
 
 sys.path.insert(0, os.path.join(REPO, "examples"))
 from etcd_partition import etcd_bin

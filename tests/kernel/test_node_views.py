@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, _pids_in, ipj, is_root, lab_name, nslab_subprocess, wait_for
-from lab_leaks import leftovers
 
 from nslab.errors import NslabError
 from nslab.lab import apply, client
 from nslab.lab import nodeview as nv
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
+
+from .lab_leaks import leftovers
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 

@@ -24,14 +24,14 @@ import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name, nslab_subprocess
 
 sys.path.insert(0, os.path.join(TESTS, "lab"))  # the oracle module of the fault tests (tests/lab/lab_oracle.py)
-from lab_oracle import address, converge, nslab_rules_left, plan_differences
-
 from nslab import faults as fl
 from nslab.errors import NslabError, UsageError
 from nslab.lab import events as ev
 from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.lab.schedule import Action
+
+from .lab_oracle import address, converge, nslab_rules_left, plan_differences
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 
