@@ -119,6 +119,7 @@ def v6_state(lab: Lab) -> str:
 
 def assert_plan_again(lab: Lab) -> None:
     took, r4, r6 = converge(lab, within=30.0)  # generous: IPv6 neighbour discovery on a loaded machine
+    print(f"{lab.name}: the full matrix v4+v6 back {took:.2f} s after the undo")
     assert r4.ok and r6.ok, (f"after {took:.2f} s\n{r4.matrix_text()}\n{r6.matrix_text()}\nplan: "
                              f"{plan_differences(lab.plan)}\nrules: {nslab_rules_left(lab.plan)}\n{v6_state(lab)}")
     assert plan_differences(lab.plan) == []
