@@ -107,9 +107,21 @@ def filelab(tmp_path: Path) -> Iterator[tuple[Lab, Path]]:
         lab.down()
 
 
+def v6_state(lab: Lab) -> str:
+    """Every node's IPv6 addresses with their flags (tentative, dadfailed) and neighbours: why a v6 matrix fails."""
+    out = []
+    for n in lab.plan.nodes:
+        for what in (["-6", "addr"], ["-6", "neigh"]):
+            r = subprocess.run(["ip", "-n", n.netns, "-br", *what], capture_output=True, text=True)
+            out.append(f"{n.name} {' '.join(what)}: {r.stdout.strip()}")
+    return "\n".join(out)
+
+
 def assert_plan_again(lab: Lab) -> None:
-    took, r4, r6 = converge(lab, within=10.0)
-    assert r4.ok and r6.ok, f"after {took:.2f} s\n{r4.matrix_text()}\n{r6.matrix_text()}"
+    took, r4, r6 = converge(lab, within=30.0)  # generous: IPv6 neighbour discovery on a loaded machine
+    print(f"{lab.name}: the full matrix v4+v6 back {took:.2f} s after the undo")
+    assert r4.ok and r6.ok, (f"after {took:.2f} s\n{r4.matrix_text()}\n{r6.matrix_text()}\nplan: "
+                             f"{plan_differences(lab.plan)}\nrules: {nslab_rules_left(lab.plan)}\n{v6_state(lab)}")
     assert plan_differences(lab.plan) == []
     assert nslab_rules_left(lab.plan) == []
     assert fl.faults(lab) == []
