@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from conftest import NSLAB_MAIN, REPO, ROOT_REASON, TESTS, is_root, lab_name, nslab_subprocess
 
-sys.path.insert(0, os.path.join(TESTS, "lab"))  # the oracle module of the fault tests (tests/lab/lab_oracle.py)
 from nslab import faults as fl
 from nslab.errors import NslabError, UsageError
 from nslab.lab import events as ev
