@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import NslabError, UsageError
-from . import client
+from . import client, subst
 from . import nodeview as nv
 from .model import TopologyData
 from .plan import Plan
-from .svcspec import start_order
+from .svcspec import ServiceSpec, start_order
 
 Progress = Callable[[str, int, int], None]
 _CHUNK = 64  # nodes per view.create request
@@ -28,6 +28,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
     """Each node's files and mounts, checked against the host's file system before anything is created."""
+    for name, spec in topology.nodes.items():  # `${...}` in services: refused now, not half-way through up
+        for svc in spec.services:
+            expand_service(plan, topology, name, svc)
     hosts = nv.hosts_files(plan)
     shared: dict[str, str] = {}  # text -> the one file of it (nodes on the same segments see the same)
     out = {}
@@ -72,6 +75,28 @@ def create_views(lease: client.Client, plan: Plan, prepared: dict[str, nv.NodeFi
         report("views", i + len(chunk), len(nodes))
 
 
+def expand_service(plan: Plan, topology: TopologyData, node: str, svc: ServiceSpec) -> tuple[list[str], dict[str, str]]:
+    """SVC's argv and env with `${...}` expanded as the node's env and exec are (nslab.lab.subst); an unknown
+    name is exit 2 naming the file, line and field (`prepare` calls this before anything exists)."""
+    ctx = plan.subst_context(node)
+    i = next(k for k, s in enumerate(topology.nodes[node].services) if s is svc)
+    path = f"nodes.{node}.services[{i}]"
+
+    def expand(text: str, field: str) -> str:
+        try:
+            return subst.expand(text, ctx)
+        except subst.SubstError as exc:
+            topology.fail(f"{path}.{field}", exc.message, exc.hint,
+                          svc.lines.get(field.split(".")[0]) or svc.lines.get(""))
+
+    argv = svc.argv
+    if isinstance(svc.cmd, str):
+        argv = [*argv[:-1], expand(argv[-1], "cmd")]
+    else:
+        argv = [expand(a, f"cmd[{j}]") for j, a in enumerate(argv)]
+    return argv, {k: expand(v, f"env.{k}") for k, v in svc.env.items()}
+
+
 def service_specs(plan: Plan, topology: TopologyData, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """What the supervisor runs, in dependency order: the file's services with their full environment."""
     out = []
@@ -82,9 +107,10 @@ def service_specs(plan: Plan, topology: TopologyData, only: Sequence[str] | None
                "LANG": os.environ.get("LANG", "C.UTF-8"), "PYTHONUNBUFFERED": "1",
                "NSLAB_LAB": plan.lab, "NSLAB_NODE": node}
         # Merge point with the node keys of issue 12 §1: a node's own `env`, when the model has it.
-        env.update(getattr(topology.nodes[node], "env", None) or {})
-        env.update(svc.env)
-        out.append({"node": node, "name": svc.name, "cmd": svc.argv, "env": env, "cwd": svc.cwd or "/",
+        env.update(plan.node(node).env)  # the node's `env:`, `${...}` expanded by planning
+        argv, own_env = expand_service(plan, topology, node, svc)
+        env.update(own_env)
+        out.append({"node": node, "name": svc.name, "cmd": argv, "env": env, "cwd": svc.cwd or "/",
                     "ready": svc.ready, "timeout": svc.timeout, "restart": svc.restart, "after": svc.after,
                     "log": nv.log_path(plan.lab, node, svc.name)})
     return out
