@@ -49,3 +49,24 @@ def test_an_unknown_name_is_refused_with_its_line_and_field() -> None:
         expand_service(plan, topo, "b", topo.nodes["b"].services[0])
     line = next(i for i, t in enumerate(textwrap.dedent(text).splitlines(), 1) if "${nope}" in t)
     assert f"t.yaml:{line}: nodes.b.services[0].cmd[1]: unknown variable ${{nope}}" in str(info.value)
+
+
+def test_services_files_and_private_are_inherited_from_groups_defaults_and_replicas() -> None:
+    topo = load_text(textwrap.dedent("""\
+        name: g
+        groups:
+          db: {members: [a, b], services: [{name: s, cmd: "echo ${node}"}], private: [/run]}
+        defaults:
+          files: {/etc/x.conf: hi}
+        nodes:
+          a: {}
+          b: {services: [{name: own, cmd: [sleep, "1"]}]}
+          c: {count: 2, services: [{name: t, cmd: [sleep, "1"]}]}
+        links: [[a, b], [b, c]]
+        """), "t.yaml")
+    got = {n.name: ([s.name for s in n.services], n.private, n.files) for n in topo.nodes.values()}
+    files = {"/etc/x.conf": "hi"}
+    assert got == {"a": (["s"], ["/run"], files), "b": (["s", "own"], ["/run"], files),
+                   "c1": (["t"], [], files), "c2": (["t"], [], files)}
+    plan = make_plan(topo)
+    assert expand_service(plan, topo, "b", topo.nodes["b"].services[0])[0] == ["/bin/sh", "-c", "echo b"]
