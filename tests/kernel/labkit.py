@@ -25,8 +25,8 @@ from conftest import NETNS_DIR, lab_name
 
 from nslab import faults as fl
 from nslab.lab import state as st
-from nslab.lab.lab import Lab
-from nslab.services import log_dir, remove_logs
+from nslab.lab.lab import Lab, down_by_name
+from nslab.services import log_dir
 
 MADE: list[str] = []  # every lab name new_lab_name() gave in this process
 TEST_LAB = re.compile(r"t[0-9a-f]{6}")
@@ -129,9 +129,9 @@ def running(lab: Lab) -> Iterator[Lab]:
 
 
 class LabFactory:
-    """Makes labs with fresh names; `close()` takes every one down: faults forgotten, `down` (from the record
-    when there is one, so a lab made by a child process goes too), service logs removed; what is still there
-    then is removed by exact name and reported."""
+    """Makes labs with fresh names; `close()` takes every one down as `lab down NAME` does (from the record, so
+    a lab a child process brought up goes too); what is still there then is removed by exact name and
+    reported."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
@@ -155,15 +155,7 @@ class LabFactory:
         errors = []
         for name in self.names:
             try:
-                fl.forget(name)
-                if st.load(name) is not None:
-                    with st.locked(name):
-                        rec = st.load(name)
-                        if rec is not None:
-                            from nslab.lab import apply
-
-                            apply.down(rec)
-                remove_logs(name)
+                down_by_name(name)  # what `lab down NAME` does: services, faults, namespaces, logs
             except Exception as exc:
                 errors.append(f"{name}: {exc!r}")
             if leftovers(name):

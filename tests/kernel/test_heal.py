@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +17,12 @@ import pytest
 from conftest import ROOT_REASON, is_root, lab_name, nslab_subprocess
 
 from nslab import faults as fl
-from nslab.lab import state as st
 from nslab.lab.lab import Lab
 from nslab.lab.plan import Plan
 from nslab.reach import reach
 
 from .lab_oracle import converge, hosts, nslab_rules_left, ping_matrix, plan_differences
+from .labkit import LabFactory
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_root(), reason=ROOT_REASON)]
 
@@ -59,9 +58,10 @@ CASES = [(t, f) for t in TOPOS for f in FAULTS if not (t == "single" and f == "c
 
 
 class Pool:
-    """One lab per topology, made on first use, all taken down at the end of the module."""
+    """One lab per topology, made on first use, taken down with the module's labs (conftest's module_labs)."""
 
-    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+    def __init__(self, labs: LabFactory, tmp: pytest.TempPathFactory) -> None:
+        self.labs = labs
         self.tmp = tmp
         self.made: dict[str, Lab] = {}
 
@@ -70,38 +70,23 @@ class Pool:
             spec = TOPOS[kind]
             if spec[0] == "file":
                 path = self.tmp.mktemp("topo") / "loop.yaml"
-                path.write_text(LOOP_FILE.format(name=lab_name()))
-                lab = Lab.from_file(path)
+                path.write_text(LOOP_FILE.format(name=self.labs.name()))
+                self.made[kind] = self.labs.add(Lab.from_file(path))
             else:
-                lab = Lab.topo(spec[0], *spec[1:], name=lab_name())
-            self.made[kind] = lab
-            lab.up()
+                self.made[kind] = self.labs.topo(spec[0], *spec[1:])
         return self.made[kind]
-
-    def close(self) -> None:
-        left = []
-        for lab in self.made.values():
-            fl.forget(lab.name)
-            lab.down()
-            st.remove(lab.name)
-            assert re.fullmatch(r"t[0-9a-f]{6}", lab.name)
-            left += [n for n in os.listdir("/run/netns") if n.startswith(f"{lab.name}-")]
-        assert not left, f"LEAK: {left}"
 
 
 @pytest.fixture(scope="module")
-def labs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
-    pool = Pool(tmp_path_factory)
-    try:
-        yield pool
-    finally:
-        pool.close()
+def pool(module_labs: LabFactory, tmp_path_factory: pytest.TempPathFactory) -> Pool:
+    return Pool(module_labs, tmp_path_factory)
 
 
 @pytest.fixture
-def ring(labs: Pool) -> Iterator[Lab]:
-    """The shared ring lab; every fault removed afterwards, also when the test failed."""
-    lab = labs.get("ring")
+def ring(pool: Pool) -> Iterator[Lab]:
+    """Here the module's shared ring lab (not conftest's fresh one); every fault removed afterwards, also when
+    the test failed."""
+    lab = pool.get("ring")
     try:
         yield lab
     finally:
@@ -163,8 +148,8 @@ def inject(lab: Lab, fault: str) -> tuple[list[str], Any]:
 
 
 @pytest.mark.parametrize(("topo", "fault"), CASES, ids=[f"{t}-{f}" for t, f in CASES])
-def test_undo_gives_back_the_whole_plan(labs: Pool, topo: str, fault: str) -> None:
-    lab = labs.get(topo)
+def test_undo_gives_back_the_whole_plan(pool: Pool, topo: str, fault: str) -> None:
+    lab = pool.get(topo)
     plan = lab.plan
     hs = hosts(plan)
     assert plan_differences(plan) == []

@@ -187,7 +187,7 @@ def test_listen_address_in_use_is_exit_1() -> None:
 
 def test_cli_listen_sigint_exits_130_without_traceback() -> None:
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); from tests.system.test_probe import cli; "
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests']; from unit.test_probe import cli; "
         "sys.exit(cli(['probe', 'listen', '0', '--host', '127.0.0.1']))"
     )
     proc = subprocess.Popen(

@@ -120,3 +120,24 @@ def test_every_package_folder_says_what_it_holds() -> None:
             missing.append(os.path.relpath(d, REPO))
     assert missing == [], f"package folders without a docstring in __init__.py: {missing}"
     assert len(folders) >= 8
+
+
+def test_the_vm_slice_names_tests_that_exist() -> None:
+    """pyproject's nslab_vm_slice (docs/vm-tier.md) names files and test functions by path: after a move, an
+    entry naming nothing would silently drop its tests from the guest."""
+    import tomllib
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        entries = tomllib.load(f)["tool"]["pytest"]["ini_options"]["nslab_vm_slice"]
+    assert entries
+    stale = []
+    for entry in entries:
+        path, _, func = entry.partition("::")
+        full = os.path.join(REPO, path)
+        if not os.path.exists(full):
+            stale.append(entry)
+        elif func:
+            tree = ast.parse(Path(full).read_text(encoding="utf-8"))
+            if func.split("[")[0] not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
+                stale.append(entry)
+    assert stale == []

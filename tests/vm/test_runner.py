@@ -127,6 +127,7 @@ def test_accelerator_choice_and_its_reasons(monkeypatch: pytest.MonkeyPatch) -> 
         runner.availability()
 
 
+@pytest.mark.kernel  # as another user /dev/kvm is not accessible, which hides what the host is
 def test_kvm_on_this_host_is_judged_by_what_it_is() -> None:
     ok, why = runner.kvm_usable()
     if os.path.exists("/sys/module/kvm_pvm"):
@@ -151,6 +152,7 @@ def _pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           timeout=300)
 
 
+@pytest.mark.kernel  # without root its child run skips the netem test for want of root, not of a guest
 @pytest.mark.skipif(IN_GUEST, reason="checks the host side of the tier")
 def test_tier_skips_or_fails_with_the_reason_where_no_guest_can_run() -> None:
     if features.probe("netem")[0]:
