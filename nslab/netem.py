@@ -163,7 +163,8 @@ class Netem:
     def to_json(self) -> dict[str, Any]:
         """The fields that differ from the defaults."""
         default = Netem()
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Netem:

@@ -20,7 +20,7 @@ import yaml
 
 from ..errors import NotFoundError, UsageError
 from .checks import closest
-from .model import CHECK_KINDS, Check, Endpoint, Link, Node, Pools
+from .model import CHECK_KINDS, Between, Check, Endpoint, Link, Node, Pools
 from .spec import Topology
 
 MAX_FILE_BYTES = 1 << 20  # a topology file is text a person writes: 1 MiB holds ~30000 nodes and links
@@ -57,6 +57,7 @@ NODE_KEYS = _keys(_TOP["nodes"]["additionalProperties"])
 LINK_KEYS = _keys(_TOP["links"]["items"])
 ENDPOINT_KEYS = _keys(_SCHEMA["$defs"]["endpoint"])
 IMPAIR_KEYS = _keys(_SCHEMA["$defs"]["impairments"])
+BETWEEN_KEYS = _keys(_SCHEMA["$defs"]["between"])
 CHECK_KEYS = (*CHECK_KINDS, *dict.fromkeys(k for c in _CHECKS.values() for k in c["properties"] if k not in _CHECKS))
 PORT_CHECK_KEYS = _keys(_CHECKS["port_open"]["properties"]["port_open"])
 
@@ -298,7 +299,36 @@ class _Loader:
             topo.links = self.links(top["links"][1])
         if "checks" in top:
             topo.checks = self.checks(top["checks"][1])
+        if "profiles" in top:
+            hint = "write profiles: {slow-dsl: {delay: 20ms, rate: 2mbit}}"
+            for key, (knode, vnode) in self.mapping(top["profiles"][1], "profiles", (), "profiles", hint).items():
+                sub = self.mapping(vnode, f"profiles.{key}", IMPAIR_KEYS, f"profile {key!r}", hint)
+                topo.profiles[key] = {k: self.string(v, f"profiles.{key}.{k}") for k, (_, v) in sub.items()}
+                topo.lines[f"profiles.{key}"] = knode.start_mark.line + 1
+        if "between" in top:
+            topo.between = self.between(top["between"][1])
         return topo
+
+    def between(self, node: yaml.Node) -> list[Between]:
+        hint = "write '- {a: [eu-r1], b: [us-r1], delay: 40ms}' (a and b: a node or a list of nodes)"
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, "between", f"between must be a list, got {_kind(node)}", hint)
+        out = []
+        for i, item in enumerate(node.value):
+            path = f"between[{i}]"
+            fields = self.mapping(item, path, BETWEEN_KEYS, "a between rule", hint)
+            sides: dict[str, list[str]] = {}
+            for side in ("a", "b"):
+                if side not in fields:
+                    self.fail(item, path, f"missing required key {side!r}", hint)
+                vnode = fields[side][1]
+                items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                sides[side] = [self.string(n, f"{path}.{side}") for n in items]
+            rule = Between(sides["a"], sides["b"],
+                           {k: self.string(v, f"{path}.{k}") for k, (_, v) in fields.items() if k not in ("a", "b")})
+            rule.lines = {"": item.start_mark.line + 1, **{k: kn.start_mark.line + 1 for k, (kn, _) in fields.items()}}
+            out.append(rule)
+        return out
 
     def checks(self, node: yaml.Node) -> list[Check]:
         hint = "write e.g. '- reach: [h1, h2]', '- no_reach: [h1, db]', '- port_open: {from: h1, to: web, port: 80}'"
