@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
 from .lab import reconcile
-from .netem import NETEM_KEYS, Netem, check_values
+from .netem import NETEM_KEYS, Netem, check_values, netem_wanted
 from .units import SHAPING_RATES
 from .units import format_rate as format_rate  # the one grammar of rates, times and percentages
 from .units import parse_percent as parse_percent
@@ -623,16 +623,6 @@ def heal(lab: LabView) -> None:
     back: nslab's rules the kernel holds go, whatever the record says, and the plan's routes come back."""
     with _change(lab, everywhere=True) as (_, new):
         new.grudge = {}
-
-
-NETEM_NAMES = {"delay": "delay", "jitter": "jitter", "reorder": "reorder", "corrupt": "corrupt",
-               "loss_correlation": "loss correlation", "loss_model": "loss model"}  # what needs netem, named
-
-
-def netem_wanted(values: Mapping[str, Any]) -> list[str]:
-    """The impairments among canonical VALUES that need netem (set to something other than 0)."""
-    return [NETEM_NAMES.get(k, k) for k in NETEM_KEYS
-            if values.get(k) not in (None, 0, 0.0, "") and k in NETEM_NAMES]
 
 
 def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,

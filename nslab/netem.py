@@ -98,6 +98,16 @@ def check_values(values: Mapping[str, Any], name: Callable[[str], str] = lambda 
     return out
 
 
+NETEM_NAMES = {"delay": "delay", "jitter": "jitter", "reorder": "reorder", "corrupt": "corrupt",
+               "loss_correlation": "loss correlation", "loss_model": "loss model"}  # what needs netem, named
+
+
+def netem_wanted(values: Mapping[str, Any]) -> list[str]:
+    """The impairments among canonical VALUES (check_values') that need netem (set to something other than 0)."""
+    return [NETEM_NAMES.get(k, k) for k in NETEM_KEYS
+            if values.get(k) not in (None, 0, 0.0, "") and k in NETEM_NAMES]
+
+
 # ---- the options of one netem qdisc -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Netem:

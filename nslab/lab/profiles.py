@@ -7,12 +7,12 @@ A profile is a set of impairment values for ONE direction of a link (so a round 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
-from .checks import closest
 
 # One direction each. Sources (docs/impairments.md): ITU-T G.114 (2003) for propagation in optical fibre
 # (5 us/km) and the one-way delay budget (150 ms), ITU-T Y.1541 (2011) for packet loss (IPLR 1e-3 in its
@@ -44,7 +44,7 @@ def expand(values: Mapping[str, str], user: Mapping[str, Mapping[str, str]] | No
     which = str(values["profile"]).strip()
     known = {**BUILTIN, **(user or {})}
     if which not in known:
-        close = closest(which, list(known))
+        close = next(iter(difflib.get_close_matches(which, list(known), n=1)), None)
         raise UsageError(f"unknown {name('profile')} {which!r}",
                          (f"did you mean {close!r}? " if close else "") + f"profiles: {', '.join(sorted(known))}")
     base = known[which]
@@ -65,7 +65,7 @@ class Resolved:
 
     @property
     def needs_netem(self) -> tuple[str, ...]:
-        from ..faults import netem_wanted
+        from ..netem import netem_wanted
 
         return tuple(netem_wanted(self.netem))
 
