@@ -79,9 +79,9 @@ def check_values(values: Mapping[str, Any], name: Callable[[str], str] = lambda 
             out[key] = round(secs, 9)
         elif key == "distribution":
             text = str(v).strip()
-            if text not in DISTRIBUTIONS:
+            if text not in (*DISTRIBUTIONS, "0"):
                 raise UsageError(f"invalid {what} {text!r}", f"choose one of: {', '.join(DISTRIBUTIONS)}")
-            out[key] = text
+            out[key] = "" if text in ("uniform", "0") else text  # uniform is netem's own: no table
         elif key == "loss_model":
             out[key] = "" if str(v).strip() in ("", "0", "none") else parse_loss_model(v, what)
         elif key in ("gap", "limit"):

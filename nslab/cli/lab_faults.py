@@ -86,7 +86,8 @@ NETEM_OPTIONS_HELP = (
     ("--delay-correlation", "P%", "correlation of successive delays (needs --jitter)"),
     ("--distribution", "NAME", "how the delay varies: uniform (default), normal, pareto, paretonormal"),
     ("--loss-correlation", "P%", "correlated --loss (done by netem at the sender instead of nftables)"),
-    ("--loss-model", "MODEL", "'gemodel P [R [1-H [1-K]]]' or 'state P13 [P31 [P32 [P23 [P14]]]]' (netem)"),
+    ("--loss-model", "MODEL", "netem's loss model, quoted: gemodel P [R [1-H [1-K]]], or state P13 [P31 [P32 "
+                              "[P23 [P14]]]] (as tc-netem(8))"),
     ("--reorder", "P%", "send P percent at once, ahead of delayed packets (needs --delay)"),
     ("--reorder-correlation", "P%", "(needs --reorder)"),
     ("--gap", "N", "reorder every N-th packet (needs --reorder)"),
