@@ -516,8 +516,11 @@ def apply(netns: Mapping[str, str], changes: Sequence[Change]) -> None:
                         raise first
                 for c in items:
                     if _request(c) is None:
+                        if c.kind in ("rate", "unrate"):
+                            done.append(c)  # netem and the tbf under it are two steps: undo even a half one
                         _do_other(netns[node], c)
-                        done.append(c)
+                        if c.kind not in ("rate", "unrate"):
+                            done.append(c)
     except BaseException:
 
         def undo() -> None:
