@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
 from .lab import reconcile
-from .netem import NETEM_KEYS, Netem, check_values, netem_wanted
+from .netem import Netem, check_values, netem_wanted
 from .units import SHAPING_RATES
 from .units import format_rate as format_rate  # the one grammar of rates, times and percentages
 from .units import parse_percent as parse_percent
@@ -628,8 +628,12 @@ def heal(lab: LabView) -> None:
 def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
            rate: str | int | None = None, duplicate: str | float | None = None, corrupt: str | float | None = None,
            delay: str | float | None = None, jitter: str | float | None = None, reorder: str | float | None = None,
-           iface: str | None = None, profile: str | None = None, field_name: Callable[[str], str] | None = None,
-           **more: Any) -> None:
+           iface: str | None = None, profile: str | None = None,
+           delay_correlation: str | float | None = None, distribution: str | None = None,
+           loss_correlation: str | float | None = None, loss_model: str | None = None,
+           reorder_correlation: str | float | None = None, gap: str | int | None = None,
+           corrupt_correlation: str | float | None = None, limit: str | int | None = None,
+           field_name: Callable[[str], str] | None = None) -> None:
     """Set impairments on the link A-B in DIRECTION ('both', 'A->B', 'B->A'). Given values replace the ones
     set before (0 removes one); those not given stay. PROFILE: a named profile's values (nslab.lab.profiles),
     under the ones given. MORE: the other netem keys (delay_correlation, distribution, loss_correlation,
@@ -639,10 +643,9 @@ def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss
     from .lab.profiles import expand
 
     name = field_name or (lambda k: k)
-    unknown = sorted(set(more) - set(NETEM_KEYS))
-    if unknown:
-        raise UsageError(f"impair: unknown impairment {unknown[0]!r}",
-                         "impairments: loss, duplicate, rate, profile, " + ", ".join(NETEM_KEYS))
+    more = {"delay_correlation": delay_correlation, "distribution": distribution, "loss_correlation": loss_correlation,
+            "loss_model": loss_model, "reorder_correlation": reorder_correlation, "gap": gap,
+            "corrupt_correlation": corrupt_correlation, "limit": limit}
     plan = lab.plan
     ea, eb = find_link(plan, a, b, iface)
     dirs = parse_direction(direction, a, b)

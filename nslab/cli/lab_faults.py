@@ -121,7 +121,7 @@ def _profile_check(text: str) -> None:
 
 
 # ---- impair --help: what this kernel can do, from a probe -------------------------------------------------
-NETEM_OPTIONS = ("--delay", "--jitter", "--reorder", "--corrupt", "--loss-model", "--loss-correlation")
+NETEM_OPTIONS = ("--delay", "--jitter", "--reorder", "--corrupt")  # and the other netem options
 FEATURES_FILE = "/run/nslab/kernel-features.json"  # the probe's result, for this boot
 
 

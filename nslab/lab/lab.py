@@ -374,7 +374,12 @@ class Lab:
                rate: str | int | None = None, duplicate: str | float | None = None,
                corrupt: str | float | None = None, delay: str | float | None = None,
                jitter: str | float | None = None, reorder: str | float | None = None,
-               iface: str | None = None, profile: str | None = None, **netem: Any) -> None:
+               iface: str | None = None, profile: str | None = None,
+               delay_correlation: str | float | None = None, distribution: str | None = None,
+               loss_correlation: str | float | None = None, loss_model: str | None = None,
+               reorder_correlation: str | float | None = None, gap: str | int | None = None,
+               corrupt_correlation: str | float | None = None, limit: str | int | None = None,
+               field_name: Callable[[str], str] | None = None) -> None:
         """Impair the link A-B in DIRECTION (nslab.faults.impair): loss, rate, duplicate, a PROFILE's values,
         and netem's delay, jitter, delay_correlation, distribution, loss_correlation, loss_model, reorder,
         reorder_correlation, gap, corrupt, corrupt_correlation, limit. E.g. impair("h1", "r1", "h1->r1",
@@ -382,7 +387,11 @@ class Lab:
         from .. import faults
 
         faults.impair(self, a, b, direction, loss=loss, rate=rate, duplicate=duplicate, corrupt=corrupt,
-                      delay=delay, jitter=jitter, reorder=reorder, iface=iface, profile=profile, **netem)
+                      delay=delay, jitter=jitter, reorder=reorder, iface=iface, profile=profile,
+                      delay_correlation=delay_correlation, distribution=distribution,
+                      loss_correlation=loss_correlation, loss_model=loss_model,
+                      reorder_correlation=reorder_correlation, gap=gap, corrupt_correlation=corrupt_correlation,
+                      limit=limit, field_name=field_name)
 
     # ---- nodes --------------------------------------------------------------------------------
     def __getitem__(self, node: str) -> LabNode:
