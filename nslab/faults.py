@@ -12,6 +12,8 @@ not just the link: the routes and IPv6 addresses the kernel dropped with a devic
 - loss: `table netdev nslab`, ingress hook of the receiving end of the link, `numgen random` drop.
 - duplicate: same table, egress hook of the sending end, `numgen random ... dup to` the same device.
 - rate: a tbf qdisc (handle 5e1a:) on the egress of the sending end.
+- delay, jitter, reorder, corrupt, correlated or modelled loss: a netem qdisc (handle 5e1a:) on the egress of
+  the sending end, with the tbf under it (5e1c:) when the direction also has a rate (docs/impairments.md).
 - link down: both veth ends administratively down; node stop: all the node's ends down and its processes
   SIGSTOPped (a frozen machine: state kept, nothing answers), start: SIGCONT and ends up again.
 
@@ -33,14 +35,15 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from . import units
 from .errors import FeatureMissing, NslabError, UsageError
 from .lab import events as ev
 from .lab import reconcile
+from .netem import Netem, check_values, netem_wanted
 from .units import SHAPING_RATES
 from .units import format_rate as format_rate  # the one grammar of rates, times and percentages
 from .units import parse_percent as parse_percent
@@ -93,13 +96,13 @@ def parse_grudge_words(words: Sequence[str]) -> dict[str, list[str]]:
 
 
 def parse_direction(text: str | None, a: str, b: str) -> list[tuple[str, str]]:
-    """'both' (default), 'A->B', 'B->A', or with the real names 'h1->h2' -> [(src, dst), ...]."""
+    """'both' (default), 'A->B' ('a-b'), 'B->A' ('b-a'), or with the real names 'h1->h2' -> [(src, dst), ...]."""
     t = (text or "both").strip()
     if t == "both":
         return [(a, b), (b, a)]
-    if t in ("A->B", f"{a}->{b}"):
+    if t in ("A->B", "a-b", f"{a}->{b}"):
         return [(a, b)]
-    if t in ("B->A", f"{b}->{a}"):
+    if t in ("B->A", "b-a", f"{b}->{a}"):
         return [(b, a)]
     raise UsageError(f"invalid direction {t!r}", f"write 'both', 'A->B' ({a}->{b}) or 'B->A' ({b}->{a})")
 
@@ -115,9 +118,18 @@ class Impairment:
     loss: float | None = None  # percent
     duplicate: float | None = None  # percent
     rate: int | None = None  # bits/s
+    netem: dict[str, Any] = field(default_factory=dict)  # nslab.netem's canonical values (delay, jitter, ...)
 
     def empty(self) -> bool:
-        return not self.loss and not self.duplicate and not self.rate
+        return not self.loss and not self.duplicate and not self.rate and not self.netem
+
+    def qdisc(self) -> Netem | None:
+        """The netem qdisc this direction needs (None: none)."""
+        return Netem.from_values(self.netem, self.loss)
+
+    def nft_loss(self) -> float | None:
+        """The loss nftables does (at the receiver): all of it, unless netem does it (with a correlation)."""
+        return None if self.netem.get("loss_correlation") else self.loss
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -128,6 +140,10 @@ class Impairment:
         if self.rate:
             d["rate"] = format_rate(self.rate)
             d["rate_bps"] = self.rate
+        d.update(self.netem)
+        q = self.qdisc()
+        if q is not None:
+            d["netem"] = q.text()
         return d
 
 
@@ -153,8 +169,8 @@ class FaultState:
             "links_down": [list(k) for k in self.links_down],
             "stopped": {k: list(v) for k, v in self.stopped.items()},
             "grudge": {k: sorted(v) for k, v in sorted(self.grudge.items())},
-            "impair": [{"link": list(k), "loss": v.loss, "duplicate": v.duplicate, "rate": v.rate}
-                       for k, v in self.impair.items()],
+            "impair": [{"link": list(k), "loss": v.loss, "duplicate": v.duplicate, "rate": v.rate,
+                        **({"netem": v.netem} if v.netem else {})} for k, v in self.impair.items()],
             "stopped_procs": {k: [list(p) for p in v] for k, v in self.procs.items()},
             "pending": self.pending,
         }
@@ -167,7 +183,8 @@ class FaultState:
             stopped={k: list(v) for k, v in d.get("stopped", {}).items()},
             grudge={k: list(v) for k, v in d.get("grudge", {}).items()},
             impair={(i["link"][0], i["link"][1], i["link"][2], i["link"][3]):
-                    Impairment(i.get("loss"), i.get("duplicate"), i.get("rate")) for i in d.get("impair", [])},
+                    Impairment(i.get("loss"), i.get("duplicate"), i.get("rate"), dict(i.get("netem", {})))
+                    for i in d.get("impair", [])},
             procs={k: [(int(p[0]), int(p[1])) for p in v] for k, v in d.get("stopped_procs", {}).items()},
             pending=bool(d.get("pending", False)),
         )
@@ -292,9 +309,10 @@ def render_nft(plan: Plan, state: FaultState, node: str) -> str:
     for i, end in enumerate(ifaces):
         for key, imp in sorted(state.impair.items()):
             src, ifs, dst, ifd = key
-            if dst == node and ifd == end.ifname and imp.loss:
+            loss = imp.nft_loss()
+            if dst == node and ifd == end.ifname and loss:
                 chains.append(f"\tchain in_{i} {{\n\t\ttype filter hook ingress device \"{end.ifname}\" priority "
-                              f"{PRIORITY}; policy accept;\n\t\t{_chance(imp.loss)}counter drop "
+                              f"{PRIORITY}; policy accept;\n\t\t{_chance(loss)}counter drop "
                               f"comment \"loss {src}->{dst}\"\n\t}}\n")
             if src == node and ifs == end.ifname and imp.duplicate:
                 # The copy passes this hook again: it carries DUP_BIT then, so it is never copied again.
@@ -319,6 +337,11 @@ def render_rates(plan: Plan, state: FaultState) -> dict[End, int]:
     return {(k[0], k[1]): imp.rate for k, imp in state.impair.items() if imp.rate}
 
 
+def render_netem(plan: Plan, state: FaultState) -> dict[End, Netem]:
+    """(node, ifname) -> the netem qdisc of every sending end that needs one."""
+    return {(k[0], k[1]): q for k, imp in state.impair.items() if (q := imp.qdisc()) is not None}
+
+
 def render_links(plan: Plan, state: FaultState) -> dict[End, bool]:
     """(node, ifname) -> wanted admin state, for every link end of the lab."""
     down: set[End] = set()
@@ -340,7 +363,7 @@ def view(plan: Plan, state: FaultState) -> reconcile.Faults:
         script = render_nft(plan, state, node)
         if script != reset:
             scripts[node] = script
-    return reconcile.Faults(down, scripts, render_rates(plan, state))
+    return reconcile.Faults(down, scripts, render_rates(plan, state), render_netem(plan, state))
 
 
 # ---- stopped processes: signalled only while provably the ones stopped --------------------------------------
@@ -441,9 +464,10 @@ def _scope(plan: Plan, old: FaultState, new: FaultState, everywhere: bool,
     vo, vn = view(plan, old), view(plan, new)
     if old.pending:
         # The last change was cut off (kill -9): any node may hold any mix of old and new. Rewrite it all.
-        return {n.name for n in plan.nodes}, set(vn.nft), set(vn.rates)
+        return {n.name for n in plan.nodes}, set(vn.nft), vn.shaped
     force_nft = {n for n in set(vo.nft) | set(vn.nft) if vo.nft.get(n) != vn.nft.get(n)}
-    force_rates = {e for e in set(vo.rates) | set(vn.rates) if vo.rates.get(e) != vn.rates.get(e)}
+    force_rates = {e for e in vo.shaped | vn.shaped
+                   if (vo.rates.get(e), vo.netem.get(e)) != (vn.rates.get(e), vn.netem.get(e))}
     if everywhere:
         return {n.name for n in plan.nodes}, force_nft, force_rates
     touched = (force_nft | {e[0] for e in force_rates} | {e[0] for e in vo.down ^ vn.down}
@@ -610,67 +634,85 @@ def heal(lab: LabView) -> None:
         new.grudge = {}
 
 
-def _netem_impairments(delay: str | float | None, jitter: str | float | None, reorder: str | float | None,
-                       corrupt: str | float | None) -> list[str]:
-    names = []
-    if delay is not None and parse_time(delay, "delay") > 0:
-        names.append("delay")
-    if jitter is not None and parse_time(jitter, "jitter") > 0:
-        names.append("jitter")
-    if reorder is not None and parse_percent(reorder, "reorder percentage") > 0:
-        names.append("reorder")
-    if corrupt is not None and parse_percent(corrupt, "corrupt percentage") > 0:
-        names.append("corrupt")
-    return names
-
-
 @ev.recorded(ev.on_impair)
 def impair(lab: LabView, a: str, b: str, direction: str | None = "both", *, loss: str | float | None = None,
            rate: str | int | None = None, duplicate: str | float | None = None, corrupt: str | float | None = None,
            delay: str | float | None = None, jitter: str | float | None = None, reorder: str | float | None = None,
-           iface: str | None = None) -> None:
+           iface: str | None = None, profile: str | None = None,
+           delay_correlation: str | float | None = None, distribution: str | None = None,
+           loss_correlation: str | float | None = None, loss_model: str | None = None,
+           reorder_correlation: str | float | None = None, gap: str | int | None = None,
+           corrupt_correlation: str | float | None = None, limit: str | int | None = None,
+           field_name: Callable[[str], str] | None = None) -> None:
     """Set impairments on the link A-B in DIRECTION ('both', 'A->B', 'B->A'). Given values replace the ones
-    set before (0 removes one); those not given stay. delay/jitter/reorder/corrupt need netem: without it,
-    FeatureMissing and nothing applied."""
+    set before (0 removes one); those not given stay. PROFILE: a named profile's values (nslab.lab.profiles),
+    under the ones given. MORE: the other netem keys (delay_correlation, distribution, loss_correlation,
+    loss_model, reorder_correlation, gap, corrupt_correlation, limit). delay, jitter, reorder, corrupt and
+    correlated or modelled loss need netem: without it, FeatureMissing and nothing applied.
+    FIELD_NAME: how errors name a key (the CLI passes its option names)."""
+    from .lab.profiles import expand
 
+    name = field_name or (lambda k: k)
+    more = {"delay_correlation": delay_correlation, "distribution": distribution, "loss_correlation": loss_correlation,
+            "loss_model": loss_model, "reorder_correlation": reorder_correlation, "gap": gap,
+            "corrupt_correlation": corrupt_correlation, "limit": limit}
     plan = lab.plan
     ea, eb = find_link(plan, a, b, iface)
     dirs = parse_direction(direction, a, b)
-    p_loss = None if loss is None else parse_percent(loss, "loss percentage")
-    p_dup = None if duplicate is None else parse_percent(duplicate, "duplicate percentage")
-    p_rate = None if rate is None else (0 if rate in (0, "0") else parse_rate(rate))
-    netem = _netem_impairments(delay, jitter, reorder, corrupt)
-    if p_loss is None and p_dup is None and p_rate is None and not netem:
-        raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
-    if netem:
-        _refuse_netem(plan, dirs[0][0], netem)
+    given: dict[str, Any] = {k: v for k, v in {"loss": loss, "rate": rate, "duplicate": duplicate, "corrupt": corrupt,
+                                               "delay": delay, "jitter": jitter, "reorder": reorder, **more}.items()
+                             if v is not None}
+    if profile is not None:
+        given = expand({**given, "profile": profile}, None, name)
+    p_loss = None if given.get("loss") is None else parse_percent(given["loss"], f"{name('loss')} percentage")
+    p_dup = None if given.get("duplicate") is None else parse_percent(given["duplicate"],
+                                                                      f"{name('duplicate')} percentage")
+    r = given.get("rate")
+    p_rate = None if r is None else (0 if r in (0, "0") else parse_rate(r))
+    values = check_values(given, name)
+    if p_loss is None and p_dup is None and p_rate is None and not values:
+        raise UsageError("impair: nothing to change", "give --loss, --rate, --delay ... or --profile (or --clear)")
+    wanted = netem_wanted(values)
+    if wanted:
+        need_netem(plan, dirs[0][0], wanted)
     ends = {a: ea, b: eb}
     with _change(lab) as (_, new):
         for src, dst in dirs:
-            _merge_impairment(new, (src, ends[src].ifname, dst, ends[dst].ifname), p_loss, p_dup, p_rate)
+            key = (src, ends[src].ifname, dst, ends[dst].ifname)
+            _merge_impairment(new, key, p_loss, p_dup, p_rate, values, name)
 
 
-def _refuse_netem(plan: Plan, src: str, netem: Sequence[str]) -> NoReturn:
+def need_netem(plan: Plan, src: str, wanted: Sequence[str]) -> None:
+    """FeatureMissing (exit 1, nothing applied) unless the kernel has the netem qdisc (probed in SRC's
+    namespace: a netem added to its lo under a probe handle, deleted at once)."""
     from .kernel import tc
 
     if not tc.have_qdisc(plan.node(src).netns, "netem"):
-        raise FeatureMissing(f"{', '.join(netem)} needs the netem qdisc, which this kernel lacks (sch_netem); "
-                             "nothing was applied",
-                             "use a kernel with CONFIG_NET_SCH_NETEM, or impair with --loss/--duplicate/--rate "
-                             "only (they work without netem)")
-    raise NslabError(f"{', '.join(netem)}: nslab does not drive netem yet; nothing was applied",
-                     "use --loss/--duplicate/--rate, or 'tc qdisc ... netem' yourself inside the node")
+        raise FeatureMissing(f"{', '.join(wanted)} need{'s' if len(wanted) == 1 else ''} the netem qdisc: the "
+                             "kernel lacks sch_netem; nothing was applied",
+                             "load it ('modprobe sch_netem'), or install the kernel's extra modules (e.g. "
+                             "'apt-get install linux-modules-extra-$(uname -r)' on Ubuntu; Debian's stock kernel "
+                             "has it); --loss, --duplicate and --rate work without netem")
 
 
 def _merge_impairment(new: FaultState, key: tuple[str, str, str, str], loss: float | None, dup: float | None,
-                      rate: int | None) -> None:
-    """Given values replace the ones set before (0 removes one); None keeps it."""
+                      rate: int | None, netem: Mapping[str, Any] | None = None,
+                      name: Callable[[str], str] = lambda k: k) -> None:
+    """Given values replace the ones set before (0 removes one); None keeps it. Raises UsageError (naming
+    the field with NAME) when the result is a combination netem cannot do."""
     cur = new.impair.get(key, Impairment())
+    merged = dict(cur.netem)
+    for k, v in (netem or {}).items():
+        if v in (0, 0.0, ""):
+            merged.pop(k, None)
+        else:
+            merged[k] = v
     imp = Impairment(cur.loss if loss is None else loss or None, cur.duplicate if dup is None else dup or None,
-                     cur.rate if rate is None else rate or None)
+                     cur.rate if rate is None else rate or None, merged)
     if imp.empty():
         new.impair.pop(key, None)
     else:
+        Netem.from_values(imp.netem, imp.loss, name)  # a combination netem can do (else UsageError)
         new.impair[key] = imp
 
 
@@ -683,13 +725,14 @@ def apply_declared(lab: LabView) -> None:
         if ip.loss is None and ip.duplicate is None and ip.rate is None and not ip.netem:
             raise UsageError("impair: nothing to change", "give --loss, --rate or --duplicate (or --clear)")
         if ip.netem:
-            _refuse_netem(plan, ip.src, ip.netem)
+            need_netem(plan, ip.src, ip.netem)
     if not plan.impairments:
         return
     old = load_state(lab.name)
     new = old.copy()
     for ip in plan.impairments:
-        _merge_impairment(new, (ip.src, ip.src_ifname, ip.dst, ip.dst_ifname), ip.loss, ip.duplicate, ip.rate)
+        _merge_impairment(new, (ip.src, ip.src_ifname, ip.dst, ip.dst_ifname), ip.loss, ip.duplicate, ip.rate,
+                          ip.values)
     _commit(lab, old, new)
 
 
@@ -727,8 +770,9 @@ def describe_line(f: Mapping[str, Any]) -> str:
         return f"node {f['node']} stopped ({len(f['pids'])} processes frozen)"
     if kind == "drop-from":
         return f"node {f['node']} drops traffic from {', '.join(f['from'])}"
-    parts = [f"loss {f['loss']:g}%" if "loss" in f else "", f"duplicate {f['duplicate']:g}%" if "duplicate" in f
-             else "", f"rate {f['rate']}" if "rate" in f else ""]
+    parts = [f"loss {f['loss']:g}%" if "loss" in f and "loss_correlation" not in f else "",
+             f"duplicate {f['duplicate']:g}%" if "duplicate" in f else "", f"rate {f['rate']}" if "rate" in f else "",
+             f"netem {f['netem']}" if "netem" in f else ""]
     return f"impair {f['from']}:{f['from_ifname']} -> {f['to']}:{f['to_ifname']}: " + ", ".join(p for p in parts if p)
 
 

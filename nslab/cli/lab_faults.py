@@ -14,6 +14,7 @@ from .. import faults as fl
 from ..errors import UsageError
 from ..lab import events as ev
 from ..lab.lab import Lab
+from ..lab.profiles import BUILTIN
 from .common import ascii_arg, dev_arg, emit_json, int_arg, lab_arg, node_arg, node_list_arg, seconds_arg, verb_parser
 
 
@@ -57,8 +58,10 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--from", dest="src", metavar="A", type=node_arg("--from"),
                    help="one direction only: what A sends to --to (as partition --from A --to B)")
     p.add_argument("--to", dest="dst", metavar="B", type=node_arg("--to"), help="the receiving end, with --from")
-    p.add_argument("--dir", default=None, metavar="A->B|B->A|both", type=ascii_arg("--dir"),
-                   help="direction with A B (default both); quote it ('A->B'), or use --from/--to")
+    p.add_argument("--dir", "--direction", dest="dir", default=None, metavar="A->B|B->A|both",
+                   type=ascii_arg("--dir"),
+                   help="direction with A B (default both): A->B (or a-b: what A sends), B->A (b-a); quote "
+                        "it ('A->B'), or use --from/--to")
     p.add_argument("--iface", metavar="IFNAME", type=dev_arg("--iface"),
                    help="A's interface, when A and B share several links")
 
@@ -70,18 +73,57 @@ def register(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="duplicate P percent of packets (0 removes)")
     p.add_argument("--rate", metavar="RATE", type=ascii_arg("--rate", _rate_or_zero),
                    help="limit the rate, tc units: 10mbit, 1gbit, 500kbit (0 removes)")
-    p.add_argument("--corrupt", metavar="P%", type=percent("--corrupt"), help="needs netem")
-    p.add_argument("--delay", metavar="TIME", type=ascii_arg("--delay", lambda t: fl.parse_time(t)),
-                   help="needs netem")
-    p.add_argument("--jitter", metavar="TIME", type=ascii_arg("--jitter", lambda t: fl.parse_time(t, "jitter")),
-                   help="needs netem")
-    p.add_argument("--reorder", metavar="P%", type=percent("--reorder"), help="needs netem")
+    for flag, meta, what in NETEM_OPTIONS_HELP:
+        p.add_argument(flag, metavar=meta, type=ascii_arg(flag, netem_check(flag)), help=what)
+    p.add_argument("--profile", metavar="NAME", type=ascii_arg("--profile", _profile_check),
+                   help="a named profile's values, under the options given: " + ", ".join(BUILTIN))
     p.add_argument("--clear", action="store_true", help="remove this link's impairments (in its direction)")
     p.set_defaults(handler=impair)
 
 
+# ---- the netem options: each value checked by nslab.netem's rules as the option is read ---------------------
+NETEM_OPTIONS_HELP = (
+    ("--delay", "TIME", "one-way delay, e.g. 50ms (netem; at most 10s)"),
+    ("--jitter", "TIME", "delay variation, at most the delay (netem)"),
+    ("--delay-correlation", "P%", "correlation of successive delays (needs --jitter)"),
+    ("--distribution", "NAME", "how the delay varies: uniform (default), normal, pareto, paretonormal"),
+    ("--loss-correlation", "P%", "correlated --loss (done by netem at the sender instead of nftables)"),
+    ("--loss-model", "MODEL", "netem's loss model, quoted: gemodel P [R [1-H [1-K]]], or state P13 [P31 [P32 "
+                              "[P23 [P14]]]] (as tc-netem(8))"),
+    ("--reorder", "P%", "send P percent at once, ahead of delayed packets (needs --delay)"),
+    ("--reorder-correlation", "P%", "(needs --reorder)"),
+    ("--gap", "N", "reorder every N-th packet (needs --reorder)"),
+    ("--corrupt", "P%", "flip one bit in P percent of packets (netem)"),
+    ("--corrupt-correlation", "P%", "(needs --corrupt)"),
+    ("--limit", "PACKETS", "packets netem may hold (default 1000)"),
+)
+NETEM_DESTS = tuple(f[2:].replace("-", "_") for f, _, _ in NETEM_OPTIONS_HELP)
+
+
+def option_name(key: str) -> str:
+    """A topology key as the command line spells it: delay_correlation -> --delay-correlation."""
+    return "--" + key.replace("_", "-")
+
+
+def netem_check(flag: str) -> Any:
+    key = flag[2:].replace("-", "_")
+
+    def check(text: str) -> None:
+        from ..netem import check_values
+
+        check_values({key: text}, option_name)
+
+    return check
+
+
+def _profile_check(text: str) -> None:
+    from ..lab.profiles import expand
+
+    expand({"profile": text}, None, option_name)
+
+
 # ---- impair --help: what this kernel can do, from a probe -------------------------------------------------
-NETEM_OPTIONS = ("--delay", "--jitter", "--reorder", "--corrupt")
+NETEM_OPTIONS = ("--delay", "--jitter", "--reorder", "--corrupt")  # and the other netem options
 FEATURES_FILE = "/run/nslab/kernel-features.json"  # the probe's result, for this boot
 
 
@@ -143,8 +185,7 @@ def kernel_note(found: dict[str, bool] | str) -> str:
         lines.append(f"This kernel cannot do {', '.join(NETEM_OPTIONS)}: it has no netem qdisc (sch_netem), "
                      "probed; they are refused, nothing applied.")
     else:
-        lines.append(f"This kernel has netem, but nslab does not drive it yet: {', '.join(NETEM_OPTIONS)} are "
-                     "refused, nothing applied.")
+        lines.append(f"This kernel has netem (probed): {', '.join(NETEM_OPTIONS)} work.")
     if not found.get("tbf"):
         lines.append("This kernel cannot do --rate: it has no tbf qdisc (sch_tbf), probed.")
     lines.append("--loss and --duplicate use nftables (netdev family).")
@@ -167,7 +208,8 @@ class _HelpWithProbe(argparse.Action):
 def _impair_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     from .common import add_globals
 
-    what = "loss, duplicate and rate on one link, both ways or one (--from A --to B); --clear removes"
+    what = ("loss, duplicate, rate, delay, jitter, reorder, corrupt (netem) on one link, both ways or one "
+            "(--from A --to B); --profile NAME; --clear removes")
     p: argparse.ArgumentParser = verbs.add_parser("impair", help=what, description=what, add_help=False)
     p.add_argument("-h", "--help", action=_HelpWithProbe, help="show this help (and what this kernel can do)")
     add_globals(p)
@@ -290,16 +332,18 @@ def impair(args: argparse.Namespace) -> int:
     shown = "both ways" if len(dirs) == 2 else f"{dirs[0][0]} -> {dirs[0][1]}"
     lab = Lab.attach(args.name)
     if args.clear:
-        given = [k for k in ("loss", "duplicate", "rate", "corrupt", "delay", "jitter", "reorder") if getattr(args, k)]
+        given = [k for k in ("loss", "duplicate", "rate", "profile", *NETEM_DESTS) if getattr(args, k)]
         if given:
             raise UsageError(f"impair: --clear removes impairments; it takes no --{given[0]}",
                              "run --clear alone, or set a value to 0 to remove only that impairment")
         fl.clear(lab, a, b, direction, args.iface)
         return _done(args, f"lab {args.name}: impairments of {a}-{b} ({shown}) cleared",
                      {"verb": "impair", "a": a, "b": b, "directions": _dirs(dirs), "cleared": True})
-    fl.impair(lab, a, b, direction, loss=args.loss, rate=args.rate, duplicate=args.duplicate,
-              corrupt=args.corrupt, delay=args.delay, jitter=args.jitter, reorder=args.reorder, iface=args.iface)
-    asked = {k: getattr(args, k) for k in ("loss", "duplicate", "rate") if getattr(args, k) is not None}
+    netem = {k: getattr(args, k) for k in NETEM_DESTS if getattr(args, k) is not None}
+    fl.impair(lab, a, b, direction, loss=args.loss, rate=args.rate, duplicate=args.duplicate, iface=args.iface,
+              profile=args.profile, field_name=option_name, **netem)
+    asked = {k: getattr(args, k) for k in ("loss", "duplicate", "rate", "profile", *NETEM_DESTS)
+             if getattr(args, k) is not None}
     return _done(args, f"lab {args.name}: {a}-{b} ({shown}) impaired",
                  {"verb": "impair", "a": a, "b": b, "directions": _dirs(dirs), "set": asked})
 

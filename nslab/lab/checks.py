@@ -11,7 +11,6 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 
-from .. import units
 from ..errors import UsageError
 from ..names import (
     IMPLICIT_SWITCH_RE,
@@ -134,9 +133,63 @@ class Checker:
             self.link(i, link, ifnames)
         for i, check in enumerate(t.checks):
             self.check(i, check)
+        self.profiles()
         for i, link in enumerate(t.links):
             if link.impair:
                 self.impair(i, link)
+        for i in range(len(t.between)):
+            self.between(i)
+
+    def profiles(self) -> None:
+        import re
+
+        from .profiles import PROFILE_NAME_RE, resolve
+
+        t = self.t
+        for name, values in t.profiles.items():
+            line = t.lines.get(f"profiles.{name}", t.lines.get("profiles"))
+            if not re.fullmatch(PROFILE_NAME_RE, name):
+                t.fail(f"profiles.{name}", f"invalid profile name {name!r}",
+                       "lower-case letters, digits and '-', starting with a letter (at most 32)", line)
+            if "profile" in values:
+                t.fail(f"profiles.{name}.profile", "a profile cannot name another profile",
+                       "list the impairment values themselves", line)
+            try:
+                resolve(values, t.profiles)
+            except UsageError as exc:
+                t.fail(f"profiles.{name}", exc.message, exc.hint, line)
+
+    def between(self, i: int) -> None:
+        from .profiles import resolve
+
+        t = self.t
+        rule = t.between[i]
+        path, line = f"between[{i}]", rule.lines.get("")
+        for side, nodes in (("a", rule.a), ("b", rule.b)):
+            if not nodes:
+                t.fail(f"{path}.{side}", "no nodes", "list the nodes of one side, e.g. a: [eu-r1, eu-h1]", line)
+            for n in nodes:
+                if n not in t.nodes:
+                    t.fail(f"{path}.{side}", f"unknown node {n!r}",
+                           f"use a node declared under nodes:; known nodes: {known(t.nodes)}",
+                           rule.lines.get(side, line))
+        both = sorted(set(rule.a) & set(rule.b))
+        if both:
+            t.fail(path, f"node {both[0]!r} is on both sides", "put each node on one side", line)
+        joined = [lk for lk in t.links if len(lk.endpoints) == 2 and (
+            (lk.endpoints[0].node in rule.a and lk.endpoints[1].node in rule.b)
+            or (lk.endpoints[0].node in rule.b and lk.endpoints[1].node in rule.a))]
+        if not joined:
+            t.fail(path, "no point-to-point link joins a node of a to a node of b",
+                   "impairments act on links: name the nodes at the two ends of the links between the regions "
+                   "(on a LAN, the host and its switch)", line)
+        if not rule.impair:
+            t.fail(path, "no impairment given", "e.g. {a: [eu1], b: [us1], delay: 40ms} or profile: intercontinental",
+                   line)
+        try:
+            resolve(rule.impair, t.profiles)
+        except UsageError as exc:
+            t.fail(path, exc.message, exc.hint, line)
 
     def impair(self, i: int, link: Link) -> None:
         t, path, line = self.t, f"{_link_path(i, link)}.impair", link.lines.get("impair", link.lines.get(""))
@@ -148,17 +201,19 @@ class Checker:
             if direction != "both" and direction not in (f"{a}->{b}", f"{b}->{a}"):
                 t.fail(f"{path}.{direction}", f"direction {direction!r} is not along this link",
                        f"write {a}->{b} or {b}->{a}", line)
-            for kind, value in values.items():
+            from .profiles import resolve
+
+            for kind, value in values.items():  # each value alone first, so the error names its key
                 try:
-                    if kind == "rate":
-                        units.parse_rate(value, units.SHAPING_RATES)
-                    elif kind in ("delay", "jitter"):
-                        units.parse_time(value, kind)
-                    else:
-                        units.parse_percent(value, f"{kind} percentage")
+                    resolve({kind: value}, t.profiles, combination=False)
                 except UsageError as exc:
                     t.fail(f"{path}.{direction}.{kind}" if direction != "both" else f"{path}.{kind}",
                            exc.message, exc.hint, line)
+            both = link.impair.get("both", {}) if direction != "both" else {}
+            try:
+                resolve({**both, **values}, t.profiles)
+            except UsageError as exc:
+                t.fail(f"{path}.{direction}" if direction != "both" else path, exc.message, exc.hint, line)
 
     def check(self, i: int, c: Check) -> None:
         t, path = self.t, f"checks[{i}]"

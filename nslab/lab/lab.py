@@ -21,7 +21,7 @@ from . import apply, builtin, client, nodeview, reconcile, system
 from . import state as st
 from .checks import Checker
 from .loader import parse_file
-from .model import Check, Endpoint, Link, Node, Pools, StaticRoute
+from .model import Between, Check, Endpoint, Link, Node, Pools, StaticRoute
 from .plan import LinkPlan, Plan, make_plan
 from .spec import Topology
 
@@ -51,6 +51,8 @@ def topology_to_data(t: Topology) -> dict[str, Any]:
         "checks": [{"kind": c.kind, "src": c.src, "dst": c.dst, "port": c.port, "retries": c.retries}
                    for c in t.checks],
         **({"groups": t.groups} if t.groups else {}),
+        **({"profiles": t.profiles} if t.profiles else {}),
+        **({"between": [{"a": x.a, "b": x.b, "impair": x.impair} for x in t.between]} if t.between else {}),
     }
 
 
@@ -88,6 +90,8 @@ def topology_from_data(d: dict[str, Any]) -> Topology:
         pools=Pools(**d["pools"]),
         checks=[Check(**c) for c in d.get("checks", [])],
         groups=d.get("groups", {}),
+        profiles=d.get("profiles", {}),
+        between=[Between(x["a"], x["b"], x["impair"]) for x in d.get("between", [])],
         source=d.get("source", "<state>"),
     )
 
@@ -289,7 +293,7 @@ class Lab:
         fv = faults.view(plan, state)
         if state.pending:  # a fault change was killed part-way: its rules may be half there
             faults.wait_for_cut_off_tools(plan)
-            return fv, set(fv.nft), set(fv.rates), True
+            return fv, set(fv.nft), fv.shaped, True
         return fv, set(), set(), False
 
     def _restart_supervisor(self, plan: Plan, progress: apply.Progress | None) -> list[str]:
@@ -478,12 +482,24 @@ class Lab:
                rate: str | int | None = None, duplicate: str | float | None = None,
                corrupt: str | float | None = None, delay: str | float | None = None,
                jitter: str | float | None = None, reorder: str | float | None = None,
-               iface: str | None = None) -> None:
-        """Impair the link A-B in DIRECTION (nslab.faults.impair)."""
+               iface: str | None = None, profile: str | None = None,
+               delay_correlation: str | float | None = None, distribution: str | None = None,
+               loss_correlation: str | float | None = None, loss_model: str | None = None,
+               reorder_correlation: str | float | None = None, gap: str | int | None = None,
+               corrupt_correlation: str | float | None = None, limit: str | int | None = None,
+               field_name: Callable[[str], str] | None = None) -> None:
+        """Impair the link A-B in DIRECTION (nslab.faults.impair): loss, rate, duplicate, a PROFILE's values,
+        and netem's delay, jitter, delay_correlation, distribution, loss_correlation, loss_model, reorder,
+        reorder_correlation, gap, corrupt, corrupt_correlation, limit. E.g. impair("h1", "r1", "h1->r1",
+        delay="50ms", jitter="5ms", distribution="normal")."""
         from .. import faults
 
         faults.impair(self, a, b, direction, loss=loss, rate=rate, duplicate=duplicate, corrupt=corrupt,
-                      delay=delay, jitter=jitter, reorder=reorder, iface=iface)
+                      delay=delay, jitter=jitter, reorder=reorder, iface=iface, profile=profile,
+                      delay_correlation=delay_correlation, distribution=distribution,
+                      loss_correlation=loss_correlation, loss_model=loss_model,
+                      reorder_correlation=reorder_correlation, gap=gap, corrupt_correlation=corrupt_correlation,
+                      limit=limit, field_name=field_name)
 
     # ---- nodes --------------------------------------------------------------------------------
     def __getitem__(self, node: str) -> LabNode:

@@ -23,7 +23,7 @@ from ..errors import NotFoundError, UsageError
 from ..names import NODE_NAME_MAX
 from . import svcspec
 from .checks import closest
-from .model import CHECK_KINDS, Check, Command, Endpoint, Link, Node, Pools, StaticRoute
+from .model import CHECK_KINDS, Between, Check, Command, Endpoint, Link, Node, Pools, StaticRoute
 from .spec import Topology
 
 MAX_FILE_BYTES = 1 << 20  # a topology file is text a person writes: 1 MiB holds ~30000 nodes and links
@@ -64,6 +64,7 @@ MAX_REPLICAS = 1000  # `count`: a cluster of a few, or a few hundred; more is a 
 LINK_KEYS = _keys(_TOP["links"]["items"])
 ENDPOINT_KEYS = _keys(_SCHEMA["$defs"]["endpoint"])
 IMPAIR_KEYS = _keys(_SCHEMA["$defs"]["impairments"])
+BETWEEN_KEYS = _keys(_SCHEMA["$defs"]["between"])
 CHECK_KEYS = (*CHECK_KINDS, *dict.fromkeys(k for c in _CHECKS.values() for k in c["properties"] if k not in _CHECKS))
 PORT_CHECK_KEYS = _keys(_CHECKS["port_open"]["properties"]["port_open"])
 
@@ -352,6 +353,14 @@ class _Loader:
             topo.checks = self.checks(top["checks"][1])
         if "faults" in top:
             topo.faults, topo.fault_lines = self.faults(top["faults"][1])
+        if "profiles" in top:
+            hint = "write profiles: {slow-dsl: {delay: 20ms, rate: 2mbit}}"
+            for key, (knode, vnode) in self.mapping(top["profiles"][1], "profiles", (), "profiles", hint).items():
+                sub = self.mapping(vnode, f"profiles.{key}", IMPAIR_KEYS, f"profile {key!r}", hint)
+                topo.profiles[key] = {k: self.string(v, f"profiles.{key}.{k}") for k, (_, v) in sub.items()}
+                topo.lines[f"profiles.{key}"] = knode.start_mark.line + 1
+        if "between" in top:
+            topo.between = self.between(top["between"][1])
         return topo
 
     def faults(self, node: yaml.Node) -> tuple[list[object], dict[str, int]]:
@@ -376,6 +385,27 @@ class _Loader:
         if node.tag == _NULL:
             self.fail(node, path, "empty value", "give a value, or remove the key")
         return self.string(node, path)
+
+    def between(self, node: yaml.Node) -> list[Between]:
+        hint = "write '- {a: [eu-r1], b: [us-r1], delay: 40ms}' (a and b: a node or a list of nodes)"
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, "between", f"between must be a list, got {_kind(node)}", hint)
+        out = []
+        for i, item in enumerate(node.value):
+            path = f"between[{i}]"
+            fields = self.mapping(item, path, BETWEEN_KEYS, "a between rule", hint)
+            sides: dict[str, list[str]] = {}
+            for side in ("a", "b"):
+                if side not in fields:
+                    self.fail(item, path, f"missing required key {side!r}", hint)
+                vnode = fields[side][1]
+                items = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                sides[side] = [self.string(n, f"{path}.{side}") for n in items]
+            rule = Between(sides["a"], sides["b"],
+                           {k: self.string(v, f"{path}.{k}") for k, (_, v) in fields.items() if k not in ("a", "b")})
+            rule.lines = {"": item.start_mark.line + 1, **{k: kn.start_mark.line + 1 for k, (kn, _) in fields.items()}}
+            out.append(rule)
+        return out
 
     def checks(self, node: yaml.Node) -> list[Check]:
         hint = "write e.g. '- reach: [h1, h2]', '- no_reach: [h1, db]', '- port_open: {from: h1, to: web, port: 80}'"

@@ -84,12 +84,23 @@ class Link:
     mtu: int | None = None
     prefix: str | None = None  # explicit IPv4 subnet of the segment this link belongs to
     prefix6: str | None = None  # explicit IPv6 subnet
-    # Declared impairments, applied at `up`: direction ("both" or "A->B") -> {loss|rate|duplicate|...: value}
+    # Declared impairments, applied at `up`: direction ("both" or "A->B") -> {loss|rate|delay|profile|...: value}
     impair: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
     # Its index in the file when links to replicated nodes (`count:`) made the list longer: the implicit switch
     # of a LAN is named after it (lanN), as the file reads. None: its index in `links`.
     origin: int | None = None
+
+
+@dataclass
+class Between:
+    """`between:`: impairments on every point-to-point link joining a node of A to a node of B, both
+    directions (a link between two regions in one line). A link's own `impair:` wins, key by key."""
+
+    a: list[str]
+    b: list[str]
+    impair: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -142,6 +153,8 @@ class TopologyData:
     # not part of the plan, nor of the topology a running lab records).
     faults: list[object] = field(default_factory=list, compare=False, repr=False)
     fault_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # the file's own impairment profiles
+    between: list[Between] = field(default_factory=list)
     source: str = field(default="<python>", compare=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
@@ -152,9 +165,10 @@ class TopologyData:
         mtu: int | None = None,
         prefix: str | None = None,
         prefix6: str | None = None,
+        impair: dict[str, dict[str, str]] | None = None,
     ) -> Link:
         eps = [Endpoint.parse(e) if isinstance(e, str) else e for e in endpoints]
-        link = Link(eps, mtu=mtu, prefix=prefix, prefix6=prefix6)
+        link = Link(eps, mtu=mtu, prefix=prefix, prefix6=prefix6, impair=impair or {})
         self.links.append(link)
         return link
 

@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-from .. import units
 from ..errors import NotFoundError
 from . import subst
 from .addressing import Addressing, Port, assign
 from .checks import Checker
 from .model import IPNet, TopologyData
+from .profiles import expand, resolve
 from .routing import RoutePlan, compute_routes
 
 __all__ = ["IfacePlan", "ImpairPlan", "LinkPlan", "NodePlan", "Plan", "RoutePlan", "SegmentPlan", "make_plan"]
@@ -72,7 +72,8 @@ class ImpairPlan:
     loss: float | None  # percent
     duplicate: float | None  # percent
     rate: int | None  # bit/s
-    netem: tuple[str, ...]  # the impairments given that need netem (delay, jitter, reorder, corrupt)
+    netem: tuple[str, ...]  # the impairments given that need netem (delay, jitter, reorder, corrupt, ...)
+    values: dict[str, Any] = field(default_factory=dict)  # nslab.netem's canonical values (delay in s, ...)
 
 
 @dataclass(frozen=True)
@@ -300,8 +301,9 @@ def _with_settings(topo: TopologyData, plan: Plan) -> Plan:
 
 
 def _declared_impairments(topo: TopologyData, links: tuple[LinkPlan, ...]) -> tuple[ImpairPlan, ...]:
-    """The links' `impair:` (checked already), each direction on the ends it names. The Nth link of a file
-    between two nodes is the Nth planned link between them (links are planned in file order)."""
+    """The links' `impair:` and the file's `between:` (checked already), each direction on the ends it names.
+    The Nth link of a file between two nodes is the Nth planned link between them (links are planned in file
+    order). A link's own `impair:` wins over `between:`, key by key."""
     out: list[ImpairPlan] = []
     seen: dict[frozenset[str], int] = {}  # point-to-point links met so far between each pair
     for link in topo.links:
@@ -310,33 +312,27 @@ def _declared_impairments(topo: TopologyData, links: tuple[LinkPlan, ...]) -> tu
         a, b = link.endpoints[0].node, link.endpoints[1].node
         nth = seen.get(frozenset((a, b)), 0)
         seen[frozenset((a, b))] = nth + 1
-        if not link.impair:
+        rules = [x.impair for x in topo.between if (a in x.a and b in x.b) or (a in x.b and b in x.a)]
+        if not link.impair and not rules:
             continue
         ea, eb = [(lk.a, lk.b) if lk.a.node == a else (lk.b, lk.a) for lk in links
                   if {lk.a.node, lk.b.node} == {a, b}][nth]
         ends = {a: ea, b: eb}
+        per_dir: dict[tuple[str, str], dict[str, str]] = {}
+        for values in rules:
+            for d in ((a, b), (b, a)):
+                per_dir.setdefault(d, {}).update(expand(values, topo.profiles))
         for direction, values in link.impair.items():
             for src, dst in ([(a, b), (b, a)] if direction == "both" else [(a, b)] if direction == f"{a}->{b}"
                              else [(b, a)]):
-                out.append(_impairment(ends[src], ends[dst], values))
+                per_dir.setdefault((src, dst), {}).update(expand(values, topo.profiles))
+        for (src, dst), values in per_dir.items():
+            out.append(_impairment(ends[src], ends[dst], values))
     return tuple(out)
 
 
 def _impairment(src: IfacePlan, dst: IfacePlan, values: dict[str, str]) -> ImpairPlan:
     """VALUES as written in the file, in nslab.units' grammar (what `lab impair` parses its options with)."""
-    loss, dup, rate = values.get("loss"), values.get("duplicate"), values.get("rate")
-
-    def given(kind: str) -> bool:
-        if kind not in values:
-            return False
-        if kind in ("delay", "jitter"):
-            return units.parse_time(values[kind], kind) > 0
-        return units.parse_percent(values[kind], f"{kind} percentage") > 0
-
-    netem = tuple(k for k in ("delay", "jitter", "reorder", "corrupt") if given(k))
-    return ImpairPlan(
-        src.node, src.ifname, dst.node, dst.ifname,
-        None if loss is None else units.parse_percent(loss, "loss percentage"),
-        None if dup is None else units.parse_percent(dup, "duplicate percentage"),
-        None if rate is None else (0 if rate == "0" else units.parse_rate(rate, units.SHAPING_RATES)),
-        netem)
+    r = resolve(values)
+    return ImpairPlan(src.node, src.ifname, dst.node, dst.ifname, r.loss, r.duplicate, r.rate, r.needs_netem,
+                      r.netem)

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING
 from ..errors import NotFoundError, NslabError
 from ..kernel import sysctl
 from ..kernel.netns import run_in_netns
-from ..kernel.rtnl import IFF_UP, RTPROT_NSLAB, TC_H_ROOT, Request, Rtnl
+from ..kernel.rtnl import IFF_UP, RTPROT_NSLAB, Request, Rtnl
 
 if TYPE_CHECKING:
+    from ..netem import Netem
     from .plan import Plan
 
 End = tuple[str, str]  # (node, ifname)
@@ -47,6 +48,12 @@ class Faults:
     down: frozenset[End] = frozenset()  # link ends held administratively down
     nft: Mapping[str, str] = field(default_factory=dict)  # node -> its nft script, for nodes that hold tables
     rates: Mapping[End, int] = field(default_factory=dict)  # sending end -> bit/s
+    netem: Mapping[End, Netem] = field(default_factory=dict)  # sending end -> its netem qdisc
+
+    @property
+    def shaped(self) -> set[End]:
+        """The sending ends that hold one of nslab's qdiscs (a rate, netem, or both)."""
+        return set(self.rates) | set(self.netem)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class WantNode:
     forwarding: bool = False  # a router: IPv4 and IPv6 forwarding on
     sysctls: tuple[tuple[str, str], ...] = ()  # the file's `sysctls:` (issue 12)
     loopback: tuple[str, ...] = ()  # the file's `loopback:` addresses, normalised CIDRs on lo
+    netem: Mapping[str, Netem] = field(default_factory=dict)  # ifname -> netem qdisc
 
 
 def _cidr(text: str) -> str:
@@ -118,9 +126,10 @@ def desired(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None) -> d
                       i.mtu or 1500)
             for i in plan.interfaces_of(name))
         rates = {ifname: bits for (n, ifname), bits in faults.rates.items() if n == name}
+        netem = {ifname: q for (n, ifname), q in faults.netem.items() if n == name}
         out[name] = WantNode(name, node.netns, node.bridge, ifaces, tuple(routes.get(name, ())),
                              faults.nft.get(name), rates, node.forwarding, node.sysctls,
-                             tuple(_cidr(a) for a in node.loopback))
+                             tuple(_cidr(a) for a in node.loopback), netem)
     return out
 
 
@@ -169,6 +178,7 @@ class SeenNode:
     routes: tuple[SeenRoute, ...] = ()
     nft: bool = False  # nslab's nft tables are there
     shaped: frozenset[str] = frozenset()  # ifnames whose root qdisc is nslab's
+    shape: Mapping[str, tuple[str, bool]] = field(default_factory=dict)  # ifname -> (its kind, tbf under it)
     gone: bool = False  # the namespace does not exist
     forwarding: tuple[str, str] | None = None  # net.ipv4.ip_forward, net.ipv6.conf.all.forwarding; None: not read
     sysctls: Mapping[str, str | None] = field(default_factory=dict)  # the plan's keys read; None: unreadable
@@ -179,7 +189,7 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
     """One read of each node's kernel state. Given WANT, only what the diff can use is decoded: addresses of
     interfaces that have planned ones, routes of nodes that have planned routes (a switch of 1000 ports
     holds 1000 link-local addresses and routes, none of them the plan's)."""
-    from ..kernel import nfnl
+    from ..kernel import nfnl, tc
 
     out = {}
     for node in nodes:
@@ -207,8 +217,7 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
                 fam = 4 if rt.family == "inet" else 6
                 routes.append(SeenRoute(fam, _net(rt.dst, fam), rt.gateway, rt.dev, rt.oif, rt.protocol,
                                         rt.metric or 0))
-            shaped = frozenset(names[q.ifindex] for q in r.qdiscs()
-                               if q.parent == TC_H_ROOT and q.handle == TC_HANDLE and q.ifindex in names)
+            shape = tc.shapes(r.qdiscs(), names)
         fwd = None
         if w is not None and w.forwarding:  # read where the plan needs it on: one setns per router
             fwd = run_in_netns(netns[node], lambda: (sysctl.read(FORWARDING[0]), sysctl.read(FORWARDING[1])))
@@ -220,7 +229,8 @@ def observe(netns: Mapping[str, str], nodes: Iterable[str],
             addresses={k: frozenset(v) for k, v in addrs.items()},
             routes=tuple(routes),
             nft=bool(nfnl.tables(netns[node]) & NFT_TABLES),
-            shaped=shaped,
+            shaped=frozenset(shape),
+            shape=shape,
             forwarding=fwd,
             sysctls=sysctls,
         )
@@ -268,6 +278,8 @@ class Change:
     key: str = ""  # `sysctl`: the key, the plan's value, and the value found (what undo puts back)
     value: str = ""
     old_value: str = ""
+    netem: Netem | None = None  # `rate`: the netem qdisc of the end (with or without a rate)
+    undo_netem: Netem | None = None  # what `rate`/`unrate` put back on undo
 
     def line(self, done: bool = True) -> str:
         """What a person reads: the node and what was done (DONE) or what differs (not done yet)."""
@@ -304,9 +316,11 @@ class Change:
                     else ("nslab's nftables rules are missing or stale" if tables
                           else "nslab's nftables rules are there, with no fault that needs them"))
         elif k == "rate":
-            what = f"rate limit on {dev} " + ("set" if done else "is missing")
+            shape = " and ".join(([f"netem ({self.netem.text()})"] if self.netem else [])
+                                 + ([f"rate limit {self.rate}bit"] if self.rate else []))
+            what = f"{shape} on {dev} " + ("set" if done else "is missing or stale")
         else:
-            what = f"rate limit on {dev} " + ("removed" if done else "is there, with no fault that needs it")
+            what = f"nslab's qdisc on {dev} " + ("removed" if done else "is there, with no fault that needs it")
         return f"{self.node}: {what}"
 
 
@@ -415,10 +429,13 @@ def diff_node(want: WantNode, seen: SeenNode, reset_script: str, force_nft: bool
         changes.append(Change(node, "nft", script=reset_script))
     forced = set(force_rates)
     mtu = {i.ifname: i.mtu for i in want.ifaces}
-    for ifname, bits in sorted(want.rates.items()):
-        if ifname in forced or ifname not in seen.shaped:
-            changes.append(Change(node, "rate", ifname, rate=bits, mtu=mtu.get(ifname, 1500)))
-    for ifname in sorted(seen.shaped - set(want.rates)):
+    for ifname in sorted(set(want.rates) | set(want.netem)):
+        bits, q = want.rates.get(ifname, 0), want.netem.get(ifname)
+        got = seen.shape.get(ifname)  # the kind of qdisc there and whether a tbf is under it (read, not assumed)
+        wrong = got is not None and got != (("netem", bool(bits)) if q is not None else ("tbf", False))
+        if ifname in forced or ifname not in seen.shaped or wrong:
+            changes.append(Change(node, "rate", ifname, rate=bits, mtu=mtu.get(ifname, 1500), netem=q))
+    for ifname in sorted(seen.shaped - set(want.rates) - set(want.netem)):
         changes.append(Change(node, "unrate", ifname))
     return changes, notes
 
@@ -504,11 +521,13 @@ def _do_other(netns: str, c: Change, undo: bool = False) -> None:
     elif c.kind == "sysctl":
         run_in_netns(netns, functools.partial(sysctl.write, c.key, c.old_value if undo else c.value))
     elif c.kind in ("rate", "unrate"):
-        bits = c.undo_rate if undo else (c.rate if c.kind == "rate" else 0)
-        if bits:
-            tc.set_rate(netns, c.ifname, bits, c.mtu)
-        elif not undo or c.kind == "rate":
-            tc.clear_rate(netns, c.ifname)
+        if undo:
+            bits, q, before = c.undo_rate, c.undo_netem, c.netem
+            if not bits and q is None and c.kind == "unrate":
+                return  # nothing recorded to put back
+        else:
+            bits, q, before = (c.rate, c.netem, c.undo_netem) if c.kind == "rate" else (0, None, c.undo_netem)
+        tc.set_shape(netns, c.ifname, bits, q, c.mtu, before)
 
 
 def apply(netns: Mapping[str, str], changes: Sequence[Change]) -> None:
@@ -544,8 +563,11 @@ def apply(netns: Mapping[str, str], changes: Sequence[Change]) -> None:
                         raise first
                 for c in items:
                     if _request(c) is None:
+                        if c.kind in ("rate", "unrate"):
+                            done.append(c)  # netem and the tbf under it are two steps: undo even a half one
                         _do_other(netns[node], c)
-                        done.append(c)
+                        if c.kind not in ("rate", "unrate"):
+                            done.append(c)
     except BaseException:
 
         def undo() -> None:
@@ -577,7 +599,8 @@ def reconcile(plan: Plan, faults: Faults, nodes: Iterable[str] | None = None, *,
     reset = reset_script()
     rep = diff(want, seen, reset, force_nft, force_rates)
     prev = previous or faults
-    rep.changes = [replace(c, undo_script=prev.nft.get(c.node, reset), undo_rate=prev.rates.get((c.node, c.ifname), 0))
+    rep.changes = [replace(c, undo_script=prev.nft.get(c.node, reset), undo_rate=prev.rates.get((c.node, c.ifname), 0),
+                           undo_netem=prev.netem.get((c.node, c.ifname)))
                    if c.kind in ("nft", "rate", "unrate") else c for c in rep.changes]
     if before_apply is not None:
         before_apply(rep)

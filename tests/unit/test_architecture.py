@@ -14,10 +14,10 @@ from conftest import REPO, TESTS
 from .test_cli_imports import import_graph
 
 # The base: plain data, errors, names, units, signals and threads. Everything may import it.
-BASE = {"nslab.errors", "nslab.names", "nslab.model", "nslab.shield", "nslab.threads", "nslab.units"}
+BASE = {"nslab.errors", "nslab.names", "nslab.model", "nslab.shield", "nslab.threads", "nslab.units", "nslab.netem"}
 # The planning half of nslab.lab: pure (no root, no kernel, no I/O).
 PLANNING = {f"nslab.lab.{m}" for m in ("model", "checks", "spec", "loader", "builtin", "topology", "addressing",
-                                       "routing", "plan", "view", "subst", "svcspec")}
+                                       "routing", "plan", "view", "subst", "svcspec", "profiles")}
 
 
 def _broken(within: set[str], allowed: set[str]) -> dict[str, list[str]]:

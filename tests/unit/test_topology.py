@@ -148,10 +148,13 @@ def test_schema_is_the_one_source_of_the_loaders_keys_and_agrees_with_the_model(
 
     schema = json_schema()
     top = schema["properties"]
-    assert loader.TOP_KEYS == ("name", "routing", "pools", "defaults", "groups", "nodes", "links", "checks", "faults")
+    assert loader.TOP_KEYS == ("name", "routing", "pools", "defaults", "groups", "nodes", "links", "checks", "faults",
+                              "profiles", "between")
     assert loader.LINK_KEYS == ("endpoints", "mtu", "prefix", "prefix6", "impair")
     assert loader.ENDPOINT_KEYS == ("node", "ifname", "ipv4", "ipv6")
-    assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder")
+    assert loader.IMPAIR_KEYS == ("loss", "rate", "duplicate", "corrupt", "delay", "jitter", "reorder",
+                                  "delay_correlation", "distribution", "loss_correlation", "loss_model",
+                                  "reorder_correlation", "gap", "corrupt_correlation", "limit", "profile")
     assert loader.CHECK_KEYS == ("reach", "no_reach", "port_open", "retries")
     assert (loader.NODE_KEYS, loader.PORT_CHECK_KEYS) == (
         ("kind", "env", "sysctls", "routes", "loopback", "exec", "group", "count", "files", "private", "services"),
