@@ -361,6 +361,8 @@ class _Loader:
                 topo.lines[f"profiles.{key}"] = knode.start_mark.line + 1
         if "between" in top:
             topo.between = self.between(top["between"][1])
+            for rule in topo.between:  # a side may name groups (and replicated nodes): their members
+                rule.a, rule.b = ([m for n in side for m in topo.groups.get(n, [n])] for side in (rule.a, rule.b))
         return topo
 
     def faults(self, node: yaml.Node) -> tuple[list[object], dict[str, int]]:

@@ -185,3 +185,31 @@ def test_reconcile_reads_the_kind_of_nslabs_qdisc() -> None:
         assert "netem (delay 50ms) and rate limit 1000000bit on eth1" in c.line(done=False)
     (c,) = [c for c in changes({"eth1": ("netem", True), "eth0": ("netem", False)}) if c.kind == "unrate"]
     assert c.ifname == "eth0"
+
+
+def test_between_sides_may_name_groups_and_replicated_nodes() -> None:
+    """A region declared once as a group (or a replicated node) joins another region in one `between:` line."""
+    from nslab.lab.plan import make_plan
+    from nslab.lab.topology import load_text
+
+    text = """\
+name: regions
+groups:
+  eu: {members: [eu-r1, eu-h]}
+nodes:
+  eu-r1: {kind: router}
+  eu-h: {count: 2}
+  us-r1: {kind: router}
+  us-h: {}
+links:
+  - [eu-h, eu-r1]
+  - [eu-r1, us-r1]
+  - [us-r1, us-h]
+between:
+  - {a: eu, b: [us-r1, us-h], delay: 40ms}
+"""
+    topo = load_text(text, "t.yaml")
+    assert topo.between[0].a == ["eu-r1", "eu-h1", "eu-h2"]
+    plan = make_plan(topo)
+    assert {(i.src, i.dst): i.values.get("delay") for i in plan.impairments} == {
+        ("eu-r1", "us-r1"): 0.04, ("us-r1", "eu-r1"): 0.04}
