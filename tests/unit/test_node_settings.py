@@ -430,3 +430,10 @@ def test_a_route_via_a_switch_says_a_switch_has_no_address() -> None:
 def test_names_etc_hosts_holds_are_reserved(name: str) -> None:
     err = refused(f"name: x\nnodes:\n  {name}: {{}}\n  h2: {{}}\nlinks: [[{name}, h2]]\n")
     assert err.message.startswith(f"t.yaml:3: nodes.{name}: node name {name!r} is reserved"), err.message
+
+
+def test_the_example_routes_each_router_to_the_other_routers_loopback_in_both_families() -> None:
+    plan = make_plan(load_text(EXAMPLE.read_text(), str(EXAMPLE)))
+    for me, other in (("r1", "r2"), ("r2", "r1")):
+        dsts = {r.dst for r in plan.routes_of(me)}
+        assert set(plan.node(other).loopback) <= dsts, (me, sorted(dsts))
