@@ -437,3 +437,18 @@ def test_the_example_routes_each_router_to_the_other_routers_loopback_in_both_fa
     for me, other in (("r1", "r2"), ("r2", "r1")):
         dsts = {r.dst for r in plan.routes_of(me)}
         assert set(plan.node(other).loopback) <= dsts, (me, sorted(dsts))
+
+
+def test_a_sysctl_the_kernel_keeps_read_only_gets_a_hint_naming_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from nslab.lab import apply
+
+    def read_only(key: str, value: str) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(apply.sysctl, "write", read_only)
+    with pytest.raises(UsageError) as info:
+        apply._write_sysctls("h1", [("net.core.xyz_max", "1")])
+    assert info.value.exit_code == 2 and "Permission denied" in info.value.message
+    assert "the machine's" in info.value.hint and "read-only inside a network namespace" in info.value.hint
