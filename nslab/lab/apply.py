@@ -15,6 +15,7 @@ forgets a namespace only once it is gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import subprocess
@@ -335,8 +336,11 @@ def _write_sysctls(node: str, values: Sequence[tuple[str, str]]) -> None:
                 "not every net.* key is per namespace (net.core.rmem_max is the machine's); "
                 "see 'ip netns exec NS sysctl -a' for those that are") from None
         except OSError as exc:
+            hint = ("give a value that 'sysctl -w' takes for this key" if exc.errno not in (errno.EACCES, errno.EPERM)
+                    else f"{key} is likely the machine's, not the node's: the kernel keeps it read-only inside a "
+                         "network namespace; drop it, and set it on the host if the lab needs it")
             raise UsageError(f"node {node}: the kernel refused sysctl {key}={value!r}: {exc.strerror or exc}",
-                             "give a value that 'sysctl -w' takes for this key") from None
+                             hint) from None
 
 
 EXEC_TIMEOUT = 300.0  # seconds a one-shot command may take: a hung one fails `up` rather than hanging it

@@ -299,6 +299,14 @@ class Checker:
                 f"(the namespace is '{t.name}-<node>')",
                 line,
             )
+        if isinstance(key, str) and key in HOSTS_NAMES:
+            t.fail(
+                path,
+                f"node name {key!r} is reserved",
+                f"{', '.join(HOSTS_NAMES)} are names /etc/hosts gives the loopback, and nslab writes the nodes' "
+                "names there and rewrites them in commands; rename the node",
+                line,
+            )
         if IMPLICIT_SWITCH_RE.fullmatch(key):
             t.fail(
                 path,
@@ -339,9 +347,14 @@ class Checker:
             if not SYSCTL_RE.fullmatch(key):
                 t.fail(f"{path}.sysctls.{key}", f"invalid sysctl name {key!r}",
                        "write it as sysctl(8) does, dot-separated: net.ipv4.conf.all.rp_filter", kline)
-            if node.kind == "router" and key in ROUTER_SYSCTLS:
-                t.fail(f"{path}.sysctls.{key}", f"{key} is nslab's on a router: it keeps forwarding on",
+            if node.kind == "router" and isinstance(key, str) and FORWARDING_RE.fullmatch(key):
+                t.fail(f"{path}.sysctls.{key}", f"{key} is nslab's on a router: it keeps forwarding on "
+                       "(ip_forward, conf.all/default/<interface>.forwarding of IPv4 and IPv6 all switch it)",
                        "drop it, or make the node a host (kind: host) to decide forwarding yourself", kline)
+            if isinstance(key, str) and key in MACHINE_SYSCTLS:
+                t.fail(f"{path}.sysctls.{key}", f"{key} is the machine's, not the node's: the kernel keeps it "
+                       "read-only inside a network namespace",
+                       "drop it, and set it on the host (sysctl -w) if the lab needs it", kline)
             _text(t, f"{path}.sysctls.{key}", value, kline, "a sysctl value")
             if "\n" in value or len(value) > 256:
                 t.fail(f"{path}.sysctls.{key}", "a sysctl value is one short line",
@@ -520,6 +533,20 @@ def _link_path(i: int, link: Link) -> str:
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SYSCTL_RE = re.compile(r"net(\.[A-Za-z0-9_-]+)+")
 ROUTER_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")  # reconcile.FORWARDING
+# Every key that switches a router's forwarding (docs/topology.md): ip_forward and conf.all.forwarding are one
+# switch in IPv4 (writing either sets the other and every interface's); conf.<if>.forwarding decides whether
+# packets received on that interface are forwarded; conf.default.forwarding is what nslab's interfaces, made
+# after the sysctls, start with. IPv6's conf.*.forwarding turns the interface into a host (RA, ND router flag).
+FORWARDING_RE = re.compile(r"net\.ipv4\.ip_forward|net\.ipv[46]\.conf\.[^.]+\.forwarding")
+# net.* keys that exist in a network namespace but belong to the machine (read-only there; measured on 6.18
+# with `unshare -n sysctl -w KEY=<its value>`): refused at load rather than failing `up`.
+MACHINE_SYSCTLS = frozenset({
+    "net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default", "net.core.wmem_default",
+    "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets",
+    "net.ipv4.tcp_available_congestion_control",
+})
+# Names /etc/hosts gives the loopback: a node called so would break the hosts file and the name rewriting.
+HOSTS_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
 def _text(t: TopologyData, path: str, value: object, line: int | None, what: str) -> None:

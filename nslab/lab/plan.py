@@ -169,6 +169,7 @@ def make_plan(topo: TopologyData) -> Plan:
     auto = [r for r in compute_routes(addr) if (r.node, ":" in r.via, r.dst) not in taken] \
         if topo.routing == "auto" else []
     _check_loopback(topo, addr)
+    _check_disable_ipv6(topo, addr)
     groups = tuple((g, tuple(m)) for g, m in topo.groups.items())
     plan = Plan(lab, nodes, links, (*auto, *static), segments, _declared_impairments(topo, links), groups)
     return _with_settings(topo, plan)
@@ -186,6 +187,25 @@ def sysctl_device(key: str) -> str | None:
             dev = key[len(prefix):].split(".", 1)[0]
             return None if dev in ("all", "default", "lo") else dev
     return None
+
+
+def _check_disable_ipv6(topo: TopologyData, addr: Addressing) -> None:
+    """disable_ipv6 on a node that nslab gives IPv6 addresses: the kernel would refuse them at `up`."""
+    for name, node in topo.nodes.items():
+        for key, value in node.sysctls.items():
+            if not (key.startswith("net.ipv6.conf.") and key.endswith(".disable_ipv6")) or str(value).strip() == "0":
+                continue
+            dev = key[len("net.ipv6.conf."):-len(".disable_ipv6")]
+            v6 = [p.ifname for p in addr.ports if p.node == name and p.ipv6 is not None
+                  and (dev in ("all", "default") or p.ifname == dev)]
+            if dev in ("all", "default", "lo") and any(":" in str(c) for c in node.loopback):
+                v6.append("lo")
+            if v6:
+                topo.fail(f"nodes.{name}.sysctls.{key}",
+                          f"{key}={value} turns IPv6 off, but nslab gives {name} IPv6 addresses "
+                          f"(on {', '.join(v6)}), which the kernel would refuse",
+                          "drop the sysctl: nslab gives every segment an IPv6 subnet (pools.ipv6), and up would fail",
+                          node.lines.get(f"sysctls.{key}") or node.lines.get("sysctls") or node.lines.get(""))
 
 
 def _subnets(addr: Addressing, ports: list[Port]) -> str:
@@ -212,6 +232,9 @@ def _static_routes(topo: TopologyData, addr: Addressing) -> list[RoutePlan]:
             if r.via in topo.nodes:  # a neighbour node: its address on the first segment we share
                 theirs = {p.segment: p for p in ports.get(r.via, [])}
                 shared = [(p, theirs[p.segment]) for p in mine if p.segment in theirs]
+                if not shared and topo.nodes[r.via].kind == "switch":
+                    topo.fail(f"{path}.via", f"node {r.via!r} is a switch, which has no address to route via",
+                              f"route via a router or host on {r.via}'s segment (its name or its address)", line)
                 if not shared:
                     topo.fail(f"{path}.via", f"node {r.via!r} shares no segment with {name!r}",
                               f"route via a neighbour, or give an address; {name}'s subnets: "

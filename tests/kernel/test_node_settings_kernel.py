@@ -96,7 +96,7 @@ def test_example_comes_up_routes_statically_and_passes_its_checks(statics: Lab) 
     assert sysctl_n(ns["h2"], "net.ipv4.ping_group_range") == "0 2147483647"
     # Through the static routes, both families, and to the other router's loopback addresses.
     for src, dst in (("h1", "10.1.2.2"), ("h1", "fd00:1:2::2"), ("h2", "10.1.1.2"), ("h2", "10.10.0.1"),
-                     ("h2", "fd00:10::1"), ("h1", "10.10.0.2")):
+                     ("h2", "fd00:10::1"), ("h1", "10.10.0.2"), ("h1", "fd00:10::2")):
         assert ping(ns[src], dst), f"{src} -> {dst}"
     assert all(r.ok for r in run_checks(lab)), [r.line() for r in run_checks(lab)]
     # env: lab exec and the Python API see it, with ${...} expanded.

@@ -84,7 +84,9 @@ subst_text = st.one_of(
 )
 sysctl_keys = st.sampled_from(["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.eth0.rp_filter", "net.ipv4.ip_forward",
                                "net.ipv6.conf.default.accept_dad", "net.ipv4.conf.eth9.arp_ignore", "kernel.pid_max",
-                               "vm.swappiness", "net..x", "net", "net.core.somaxconn", "NET.ipv4.x", "net.a b"])
+                               "vm.swappiness", "net..x", "net", "net.core.somaxconn", "NET.ipv4.x", "net.a b",
+                               "net.ipv4.conf.all.forwarding", "net.ipv6.conf.eth0.forwarding",
+                               "net.ipv6.conf.all.disable_ipv6", "net.core.rmem_max"])
 cidrs = st.sampled_from(["10.9.9.1/32", "fd00:99::1/128", "10.0.0.1/32", "10.0.0.0/16", "127.0.0.2/32", "10.9.9.1",
                          "fe80::1/128", "10.9.9.1/33", "::/0", "10.9.9.1%x/32", "0.0.0.0/0", "10.1.2.0/24"])
 routes = st.lists(st.fixed_dictionaries(

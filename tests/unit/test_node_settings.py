@@ -391,3 +391,64 @@ def test_reconcile_wants_the_settings_and_diffs_them() -> None:
         "r1: address 10.10.0.1/32 on lo is missing", "r1: address fd00:10::1/128 on lo is missing"]
     assert [n.line() for n in notes] == ["r1: sysctl net.ipv4.icmp_ratelimit cannot be read (is its interface gone?)"]
     assert all(c.ifindex == 1 for c in changes if c.kind == "address")
+
+
+# ---- a hostile user's per-node keys (s19-fx-keys) ---------------------------------------------------------------
+@pytest.mark.parametrize("key", [
+    "net.ipv4.conf.all.forwarding", "net.ipv4.conf.default.forwarding", "net.ipv4.conf.eth0.forwarding",
+    "net.ipv6.conf.all.forwarding", "net.ipv6.conf.default.forwarding", "net.ipv6.conf.eth0.forwarding",
+])
+def test_a_router_refuses_every_alias_of_its_forwarding(key: str) -> None:
+    err = refused("name: x\n" + NODES.replace("r1: {kind: router}", f"r1: {{kind: router, sysctls: {{{key}: '0'}}}}"))
+    assert err.message.startswith(f"t.yaml:5: nodes.r1.sysctls.{key}: {key} is nslab's on a router"), err.message
+    plan_of("name: x\n" + NODES.replace("{}", f"{{sysctls: {{{key}: '0'}}}}"))  # a host decides its own
+
+
+@pytest.mark.parametrize("key", ["net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6",
+                                 "net.ipv6.conf.eth0.disable_ipv6"])
+def test_disable_ipv6_is_refused_where_nslab_gives_ipv6_addresses(key: str) -> None:
+    err = refused("name: x\n" + NODES.replace("{}", f"{{sysctls: {{{key}: '1'}}}}"))
+    assert err.message.startswith(f"t.yaml:4: nodes.h1.sysctls.{key}: {key}=1 turns IPv6 off"), err.message
+    assert "eth0" in err.message
+    plan_of("name: x\n" + NODES.replace("{}", f"{{sysctls: {{{key}: '0'}}}}"))
+
+
+@pytest.mark.parametrize("key", ["net.core.rmem_max", "net.netfilter.nf_conntrack_max", "net.core.wmem_default"])
+def test_machine_wide_net_keys_are_refused_at_load(key: str) -> None:
+    err = refused("name: x\n" + NODES.replace("{}", f"{{sysctls: {{{key}: '4096'}}}}"))
+    assert err.message.startswith(f"t.yaml:4: nodes.h1.sysctls.{key}: {key} is the machine's"), err.message
+    assert "read-only inside a network namespace" in err.message
+
+
+def test_a_route_via_a_switch_says_a_switch_has_no_address() -> None:
+    err = refused("name: x\n" + NODES.replace("{}", "{routes: [{to: default, via: s1}]}"))
+    assert "nodes.h1.routes[0].via: node 's1' is a switch, which has no address" in err.message, err.message
+    assert "router or host" in err.hint
+
+
+@pytest.mark.parametrize("name", ["localhost"])  # the other hosts-file names exceed NODE_NAME_MAX (10)
+def test_names_etc_hosts_holds_are_reserved(name: str) -> None:
+    err = refused(f"name: x\nnodes:\n  {name}: {{}}\n  h2: {{}}\nlinks: [[{name}, h2]]\n")
+    assert err.message.startswith(f"t.yaml:3: nodes.{name}: node name {name!r} is reserved"), err.message
+
+
+def test_the_example_routes_each_router_to_the_other_routers_loopback_in_both_families() -> None:
+    plan = make_plan(load_text(EXAMPLE.read_text(), str(EXAMPLE)))
+    for me, other in (("r1", "r2"), ("r2", "r1")):
+        dsts = {r.dst for r in plan.routes_of(me)}
+        assert set(plan.node(other).loopback) <= dsts, (me, sorted(dsts))
+
+
+def test_a_sysctl_the_kernel_keeps_read_only_gets_a_hint_naming_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from nslab.lab import apply
+
+    def read_only(key: str, value: str) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(apply.sysctl, "write", read_only)
+    with pytest.raises(UsageError) as info:
+        apply._write_sysctls("h1", [("net.core.xyz_max", "1")])
+    assert info.value.exit_code == 2 and "Permission denied" in info.value.message
+    assert "the machine's" in info.value.hint and "read-only inside a network namespace" in info.value.hint
