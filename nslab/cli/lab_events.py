@@ -122,11 +122,13 @@ def run_faults(args: argparse.Namespace) -> int:
                 end = f"for {s.duration:g}s" if s.duration is not None else "until the end"
                 print(f"  +{s.at:8.3f}s  {s.what()}  {end}  (faults[{s.entry}])")
         return 0
-    if not args.json:
-        print(f"lab {args.name}: running {len(run.steps)} faults over {run.horizon:g} s from {source}, "
-              f"seed {run.seed} (replay: --seed {run.seed}); Ctrl-C stops and heals", flush=True)
+    def started() -> None:  # printed once every check passed (a refused run prints only why)
+        if not args.json:
+            print(f"lab {args.name}: running {len(run.steps)} faults over {run.horizon:g} s from {source}, "
+                  f"seed {run.seed} (replay: --seed {run.seed}); Ctrl-C stops and heals", flush=True)
+
     try:
-        run.run()
+        run.run(on_start=started)
     except KeyboardInterrupt:
         print(f"lab {args.name}: schedule stopped; every fault it made was undone (seed {run.seed})",
               file=sys.stderr)

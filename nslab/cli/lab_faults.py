@@ -302,11 +302,14 @@ def heal(args: argparse.Namespace) -> int:
     fl.heal(lab)
     what = (f"healed: {len(had)} node{'s' if len(had) != 1 else ''} dropped traffic ({', '.join(had)}), none now"
             if had else "healed: there was no partition (the kernel was checked all the same)")
-    if orphan is not None:
-        what += (f"; the fault schedule run {orphan.get('run')} (pid {orphan.get('pid')}, seed {orphan.get('seed')}) "
-                 "had been cut off (killed): every fault it left was undone")
+    if orphan is not None:  # what the repair undid comes first: the "no partition" is what was left after it
+        undid = orphan.get("undid") or []
+        what = (f"repaired the cut-off schedule run {orphan.get('run')} (pid {orphan.get('pid')}, killed; seed "
+                f"{orphan.get('seed')}): undid {', '.join(undid) if undid else 'nothing (it had left no fault)'}; "
+                + ("then " + what if had else "no other partition"))
     return _done(args, f"lab {args.name}: {what}", {"verb": "heal", "healed": had,
-                                                     "interrupted_run": orphan.get("run") if orphan else None})
+                                                     "interrupted_run": orphan.get("run") if orphan else None,
+                                                     "repaired": orphan.get("undid", []) if orphan else []})
 
 
 def _impair_ends(args: argparse.Namespace) -> tuple[str, str, str]:

@@ -288,10 +288,11 @@ def since(events: Sequence[Mapping[str, Any]], when: dt.datetime) -> list[Mappin
 
 
 def where_text(ev: Mapping[str, Any]) -> str:
-    """Where an event acted, in a few words: links as a-b, then nodes; groups of a partition as a,b | c."""
+    """Where an event acted, in a few words: links as a-b, then nodes; groups of a partition as a,b / c
+    (not |, the table's column separator)."""
     detail = ev.get("detail") or {}
     if isinstance(detail, Mapping) and detail.get("groups"):
-        return " | ".join(",".join(g) for g in detail["groups"])
+        return " / ".join(",".join(g) for g in detail["groups"])
     parts = ["-".join(str(x) for x in lk) for lk in ev.get("links") or []]
     if not parts:
         parts = [str(n) for n in ev.get("nodes") or []]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import faults as fl
 from .. import units
-from ..errors import NslabError, UsageError
+from ..errors import FeatureMissing, NslabError, UsageError
 from . import events as ev
 from . import state as st
 from .checks import closest
@@ -49,6 +49,11 @@ MAX_STEPS = 10_000
 MIN_EVERY = 0.05
 DEFAULT_RANDOM_IMPAIR = {"loss": "20%"}
 DEFAULT_FLAP_COUNT = 2
+GONE_POLL = 0.5  # s: how often a waiting run looks whether its lab (or its record) is still there
+
+
+class LabGone(NslabError):
+    """The lab went down (`lab down`) while a schedule ran on it: the run stops, nothing is left to undo."""
 
 
 def _schema_keys() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]], tuple[str, ...]]:
@@ -725,6 +730,7 @@ def repair_orphan(lab: LabView) -> dict[str, Any] | None:
         base = fl.FaultState.from_json(data["baseline"])
     except (KeyError, TypeError, ValueError, IndexError):
         base = fl.FaultState(lab.name)
+    data["undid"] = undone(fl.load_state(lab.name), base)
     with ev.origin(ev.current_origin().by, run=str(data.get("run")), seed=data.get("seed")):
         fl.restore(lab, base)
         ev.append(lab.name, "schedule-repaired", result="ok",
@@ -732,6 +738,21 @@ def repair_orphan(lab: LabView) -> dict[str, Any] | None:
                           "note": "the runner was gone (killed); the faults it left were undone"})
     _drop_run(lab.name, str(data.get("run")))
     return data
+
+
+def undone(now: fl.FaultState, base: fl.FaultState) -> list[str]:
+    """What going back from NOW to BASE undoes, in words: "partition (h2 drops h1)", "link r1-r2 down", ..."""
+    out: list[str] = []
+    grudge = {k: sorted(set(v) - set(base.grudge.get(k, ()))) for k, v in now.grudge.items()}
+    parts = [f"{k} drops {','.join(v)}" for k, v in sorted(grudge.items()) if v]
+    if parts:
+        out.append(f"partition ({'; '.join(parts)})")
+    was_down = {tuple(k) for k in base.links_down}
+    out += [f"link {k[0]}-{k[2]} down" for k in now.links_down if tuple(k) not in was_down]
+    out += [f"node {n} stopped" for n in sorted(set(now.stopped) - set(base.stopped))]
+    out += [f"impairment {k[0]}->{k[2]}" for k in sorted(now.impair)
+            if base.impair.get(k) != now.impair[k]]
+    return out
 
 
 class Run:
@@ -769,6 +790,7 @@ class Run:
                              f"{other.get('pid')})", "wait for it to end, or stop it (Ctrl-C in its terminal)")
         self._base = fl.load_state(lab)
         self._refuse_held(self._base)
+        self._need_netem()
         pid = os.getpid()
         record = {"run": self.run_id, "lab": lab, "pid": pid, "pid_start": _pid_start(pid), "seed": self.seed,
                   "source": self.schedule.source, "started": time.time(), "baseline": self._base.to_json()}
@@ -797,6 +819,42 @@ class Run:
                                  f"schedule); faults[{s.entry}] would start it",
                                  f"start it first: 'nslab lab node {self.lab.name} {s.targets[0]} start'")
 
+    def _need_netem(self) -> None:
+        """Probe netem once, before anything runs, if a step (timed, or a random pick) wants it: without it,
+        FeatureMissing (exit 1), nothing done. With netem the probe passes and the schedule runs."""
+        from ..netem import check_values, netem_wanted
+        from .profiles import expand
+
+        wanted: list[str] = []
+        first: str | None = None
+        for s in self.steps:
+            if s.kind != "impair":
+                continue
+            values = {k: v for k, v in s.params if k != "dir"}
+            if "profile" in values:
+                values = expand(values, None, lambda k: k)
+            for w in netem_wanted(check_values(values)):
+                if w not in wanted:
+                    wanted.append(w)
+                    first = first or s.targets[0]
+        if first is not None:
+            try:
+                fl.need_netem(self.lab.plan, first, wanted)
+            except FeatureMissing as exc:
+                raise FeatureMissing(f"lab {self.lab.name!r}: the fault schedule {self.schedule.source} impairs "
+                                     f"with {', '.join(wanted)}, but {exc.message}", exc.hint) from None
+
+    def _gone(self) -> bool:
+        """The lab went down under the run: its state or this run's record removed."""
+        lab = self.lab.name
+        if st.load(lab) is None:
+            return True
+        data = _load_run(lab)
+        return data is None or data.get("run") != self.run_id
+
+    def _lab_gone(self) -> LabGone:
+        return LabGone(f"lab {self.lab.name} went down: schedule stopped", "nothing is left to undo")
+
     @contextlib.contextmanager
     def _origin(self, step: Step | None = None, at: float | None = None) -> Iterator[None]:
         with ev.origin("schedule", run=self.run_id, seed=self.seed, step=None if step is None else step.entry,
@@ -806,12 +864,22 @@ class Run:
     def loop(self) -> None:
         """Perform the actions at their times, until the last or stop()."""
         for act in self.actions:
-            delay = self._t0 + act.t - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
+            while True:
+                delay = self._t0 + act.t - time.monotonic()
+                if delay > 0 and self._stop.wait(min(delay, GONE_POLL)):
+                    return
+                if self._gone():
+                    raise self._lab_gone()
+                if delay <= GONE_POLL:
+                    break
             if self._stop.is_set():
                 return
-            self._perform(act)
+            try:
+                self._perform(act)
+            except BaseException as exc:
+                if not isinstance(exc, KeyboardInterrupt) and self._gone():
+                    raise self._lab_gone() from None
+                raise
 
     def _perform(self, act: Action) -> None:
         s = act.step
@@ -888,6 +956,8 @@ class Run:
             return
         self._finished = True
         lab = self.lab.name
+        if isinstance(self.error, LabGone) or self._gone():
+            return  # the lab is gone, and its timeline and this run's record with it: nothing to undo or write
         error = None
         drift: list[str] = []
         try:
@@ -911,13 +981,15 @@ class Run:
         else:
             raise error
 
-    def run(self) -> None:
-        """In the foreground: start, perform every action, and always finish (heal), shielded from a second
-        signal. A SIGINT/SIGTERM (KeyboardInterrupt) or a failed step stops it; the heal runs, then it is
-        raised again."""
+    def run(self, on_start: Callable[[], None] | None = None) -> None:
+        """In the foreground: start (every check; then ON_START, e.g. the CLI's "running" line), perform every
+        action, and always finish (heal), shielded from a second signal. A SIGINT/SIGTERM (KeyboardInterrupt)
+        or a failed step stops it; the heal runs, then it is raised again."""
         from ..shield import run_cleanup
 
         self.start()
+        if on_start is not None:
+            on_start()
         how = "completed"
         try:
             self.loop()

@@ -259,7 +259,9 @@ def test_kill_9_of_the_runner_then_heal_or_up_repairs(filelab: tuple[Lab, Path],
     r = nslab_subprocess(["lab", "heal", lab.name] if repair == "heal" else ["lab", "up", str(path), "-q"], timeout=120)
     assert r.returncode == 0, r.stderr
     if repair == "heal":
-        assert "had been cut off (killed): every fault it left was undone" in r.stdout
+        # what the repair undid is said (h3 was stopped by the killed run), not "there was no partition"
+        assert "repaired the cut-off schedule run" in r.stdout and "node h3 stopped" in r.stdout, r.stdout
+        assert "there was no partition" not in r.stdout, r.stdout
     assert_plan_again(lab)
     timeline = ev.read(lab.name)
     assert ev.runs(timeline)[-1]["state"] == "repaired"
@@ -281,6 +283,75 @@ def test_a_schedule_refuses_a_second_one_a_link_already_down_and_a_bad_file(ring
     assert r.returncode == 2 and f"{bad}:3: faults[1].partition[1]: lab '{ring.name}' has no node 'h9'" in r.stderr
     assert ev.read(ring.name) == before  # nothing started
     assert_plan_again(ring)
+
+
+def test_a_netem_impairment_is_probed_before_the_run_starts(ring: Lab, tmp_path: Path) -> None:
+    from nslab.kernel import tc
+
+    sched = tmp_path / "netem.yaml"
+    sched.write_text("faults:\n  - {at: 0.2s, impair: {link: [r1, r2], delay: 10ms}, for: 0.5s}\n")
+    before = ev.read(ring.name)
+    r = nslab_subprocess(["lab", "run-faults", ring.name, str(sched)], timeout=120)
+    if tc.have_qdisc(netns(ring, "r1"), "netem"):  # a kernel with netem: the probe passes, the schedule runs
+        assert r.returncode == 0, r.stderr
+        assert "schedule done" in r.stdout
+    else:  # refused before anything runs: no "running" line, nothing in the timeline
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "delay" in r.stderr and "sch_netem" in r.stderr and "fault schedule" in r.stderr, r.stderr
+        assert "running" not in r.stdout, r.stdout
+        assert ev.read(ring.name) == before
+    assert_plan_again(ring)
+
+
+def test_a_refused_run_prints_no_running_line(ring: Lab, tmp_path: Path) -> None:
+    long = tmp_path / "long.yaml"
+    long.write_text("faults:\n  - {at: 0s, node-stop: h2, for: 60s}\n")
+    flap = tmp_path / "flap.yaml"
+    flap.write_text("faults:\n  - {at: 0s, flap: {link: [r1, r2]}}\n")
+    p = spawn(["lab", "run-faults", ring.name, str(long)])
+    try:
+        wait_line(p, "Ctrl-C stops and heals")
+        r = nslab_subprocess(["lab", "run-faults", ring.name, str(flap)], timeout=120)
+        assert r.returncode == 1 and "already runs a fault schedule" in r.stderr, r.stderr
+        assert "running" not in r.stdout, r.stdout
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+    fl.link_state(ring, "r1", "r2", False)
+    try:
+        r = nslab_subprocess(["lab", "run-faults", ring.name, str(flap)], timeout=120)
+        assert r.returncode == 2 and "link r1-r2 is down already" in r.stderr, r.stderr
+        assert "running" not in r.stdout, r.stdout
+    finally:
+        fl.link_state(ring, "r1", "r2", True)
+    assert_plan_again(ring)
+
+
+def test_lab_down_during_a_run_stops_it_at_once_with_one_line(tmp_path: Path) -> None:
+    lab = Lab.topo("ring", 3, name=lab_name())
+    lab.up()
+    sched = tmp_path / "long.yaml"
+    sched.write_text("faults:\n  - {at: 0s, node-stop: h2, for: 60s}\n  - {at: 50s, partition: [[h1], [h3]], "
+                     "for: 5s}\n")
+    p = spawn(["lab", "run-faults", lab.name, str(sched)])
+    try:
+        wait_line(p, "Ctrl-C stops and heals")
+        r = nslab_subprocess(["lab", "down", lab.name], timeout=120)
+        assert r.returncode == 0, r.stderr
+        _, err = p.communicate(timeout=30)  # at once: long before the schedule's 60 s
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if st.load(lab.name) is not None:
+            fl.forget(lab.name)
+            lab.down()
+    assert p.returncode == 1, err
+    assert f"lab {lab.name} went down: schedule stopped" in err, err
+    assert "cannot be brought back" not in err and "is gone" not in err, err
+    assert not os.path.exists(st.run_path(lab.name))
+    netnses = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert all(lab.plan.node(n).netns not in netnses for n in ("r1", "h1", "h2"))
 
 
 PLUGIN_TEST = """
