@@ -138,13 +138,12 @@ def start_services(conn: client.Client, specs: list[dict[str, Any]], progress: P
         key = details.get("service")
         if not key:
             raise
-        node, name = key.split("/", 1)
-        log = nv.log_path(conn.lab, node, name)
+        # The log goes with the rollback: its last lines are shown here, on real lines.
         tail = details.get("log_tail") or ""
-        body = "\n".join("    " + line for line in tail.splitlines()) or "    (empty)"
-        raise NslabError(f"lab {conn.lab}: {exc.message}\n  log {log}, last lines:\n{body}",
-                         "the lab was rolled back; fix the service (command, ready, timeout) and run up again")\
-            from None
+        body = ["    " + line for line in tail.splitlines()] or ["    (empty)"]
+        raise NslabError(f"lab {conn.lab}: {exc.message}", "the lab was rolled back (its logs too); fix the "
+                         "service (command, ready, timeout) and run up again",
+                         lines=[f"  last lines of {key}'s log:", *body]) from None
 
 
 def commit(lease: client.Client) -> None:
