@@ -48,9 +48,11 @@ def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
             if first:
                 out[n.name].writes.append((src, text, 0o644))
         except ValueError as exc:
-            line = node.lines.get("") if node is not None else None
+            field = getattr(exc, "field", None)  # nv.PathError: the key that holds the path
+            key = field.split(".")[0].split("[")[0] if field else ""
+            line = (node.lines.get(key) or node.lines.get("")) if node is not None else None
             where = f"{topology.source}:{line}: " if line else f"{topology.source}: "
-            raise UsageError(f"{where}nodes.{n.name}: {exc}",
+            raise UsageError(f"{where}nodes.{n.name}{'.' + field if field else ''}: {exc}",
                              "private dirs and files must be real paths; a missing one needs an existing parent "
                              "directory other than / (or a private dir to hold it)") from None
     return out
