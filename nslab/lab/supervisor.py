@@ -264,7 +264,10 @@ class Supervisor:
         if svc.ready_once or not restarting:
             svc.deadline = time.monotonic() + float(spec["timeout"])
         svc.next_probe = 0.0
-        if not spec.get("ready"):  # ready once it has run SETTLE_S (bounded by its timeout): see _tick
+        if not spec.get("ready") and spec["restart"] == "on-failure":  # its restarts are what was asked for
+            svc.state, svc.ready_once = "ready", True
+            self._settled(svc)
+        elif not spec.get("ready"):  # ready once it has run SETTLE_S (bounded by its timeout): see _tick
             svc.settle_at = time.monotonic() + min(SETTLE_S, float(spec["timeout"]) / 2)
 
     def _probe(self, svc: Service) -> bool | None:
@@ -470,6 +473,12 @@ class Supervisor:
             result = [self.services[k].to_json() for k in self.order]
         elif op in ("svc.stop", "svc.restart", "svc.start"):
             svc = self._find(req)
+            if op != "svc.stop":  # what it waits for must be up: say which is not (before stopping it)
+                for a in svc.spec["after"]:
+                    dep = self.services[a]
+                    if dep.state not in ("ready", "running", "starting"):
+                        raise Reply(f"service {svc.key}: its dependency {a} is {dep.state}",
+                                    f"start it first: nslab lab service {self.lab} {a} start")
             if op in ("svc.stop", "svc.restart") and svc.pid is not None:
                 self._stop(svc)
                 if op == "svc.stop":
