@@ -169,7 +169,10 @@ def list_(args: argparse.Namespace) -> int:
         rec = st.load(name)
         if rec is None:
             continue
-        rows.append({"name": name, "status": rec.status, "nodes": len(rec.netns), "source": rec.source})
+        status = rec.status
+        if status == "up" and _supervisor_status(name)[0] == "gone":
+            status = "degraded"  # its supervisor was killed: services stopped, nodes without views (lab status)
+        rows.append({"name": name, "status": status, "nodes": len(rec.netns), "source": rec.source})
     if args.json:
         emit_json(rows)
     else:
