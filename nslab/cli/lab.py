@@ -96,6 +96,9 @@ def validate(args: argparse.Namespace) -> int:
     try:
         lab = Lab.from_file(args.file, args.name)
         plan = lab.plan
+        from ..lab import system  # `${...}` of services and files, as `up`'s prepare checks it (pure)
+
+        system.check_subst(plan, lab.topology)
     except UsageError as exc:
         if args.json:
             emit_json({"file": args.file, "valid": False, "error": exc.message, "hint": exc.hint})

@@ -28,16 +28,14 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
     """Each node's files and mounts, checked against the host's file system before anything is created."""
-    for name, spec in topology.nodes.items():  # `${...}` in services: refused now, not half-way through up
-        for svc in spec.services:
-            expand_service(plan, topology, name, svc)
+    check_subst(plan, topology)  # `${...}` in services and files: refused now, not half-way through up
     hosts = nv.hosts_files(plan)
     shared: dict[str, str] = {}  # text -> the one file of it (nodes on the same segments see the same)
     out = {}
     for n in plan.nodes:
         node = topology.nodes.get(n.name)
         private = node.private if node is not None else []
-        files = node.files if node is not None else {}
+        files = expand_files(plan, topology, n.name) if node is not None else {}
         text = hosts[n.name]
         src = shared.get(text)
         first = src is None
@@ -97,6 +95,29 @@ def expand_service(plan: Plan, topology: TopologyData, node: str, svc: ServiceSp
     else:
         argv = [expand(a, f"cmd[{j}]") for j, a in enumerate(argv)]
     return argv, {k: expand(v, f"env.{k}") for k, v in svc.env.items()}
+
+
+def expand_files(plan: Plan, topology: TopologyData, node: str) -> dict[str, str]:
+    """NODE's `files:` text (inline or read from `file:`) with `${...}` expanded as its env is; an unknown name
+    is exit 2 naming the field (nodes.NODE.files.PATH)."""
+    ctx = plan.subst_context(node)
+    spec = topology.nodes[node]
+    out = {}
+    for path, text in spec.files.items():
+        try:
+            out[path] = subst.expand(text, ctx)
+        except subst.SubstError as exc:
+            topology.fail(f"nodes.{node}.files.{path}", exc.message, exc.hint,
+                          spec.lines.get("files") or spec.lines.get(""))
+    return out
+
+
+def check_subst(plan: Plan, topology: TopologyData) -> None:
+    """Every `${...}` of the services and files expands (pure: `lab validate` runs it, and `prepare`)."""
+    for name, spec in topology.nodes.items():
+        for svc in spec.services:
+            expand_service(plan, topology, name, svc)
+        expand_files(plan, topology, name)
 
 
 def service_specs(plan: Plan, topology: TopologyData, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
