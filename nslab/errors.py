@@ -41,8 +41,10 @@ class NslabError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        message = clip(message)
+    def __init__(self, message: str, hint: str | None = None, lines: Sequence[str] = ()) -> None:
+        # LINES: more lines under the message (a log's tail), each clipped to one printable line on its own,
+        # so they print on real lines and still cannot smuggle control characters.
+        message = clip(message) + "".join("\n" + clip(line, 300) for line in lines)
         hint = clip(hint) if hint is not None else None
         super().__init__(message)
         self.message = message

@@ -96,6 +96,9 @@ def validate(args: argparse.Namespace) -> int:
     try:
         lab = Lab.from_file(args.file, args.name)
         plan = lab.plan
+        from ..lab import system  # `${...}` of services and files, as `up`'s prepare checks it (pure)
+
+        system.check_subst(plan, lab.topology)
     except UsageError as exc:
         if args.json:
             emit_json({"file": args.file, "valid": False, "error": exc.message, "hint": exc.hint})
@@ -169,7 +172,10 @@ def list_(args: argparse.Namespace) -> int:
         rec = st.load(name)
         if rec is None:
             continue
-        rows.append({"name": name, "status": rec.status, "nodes": len(rec.netns), "source": rec.source})
+        status = rec.status
+        if status == "up" and _supervisor_status(name)[0] == "gone":
+            status = "degraded"  # its supervisor was killed: services stopped, nodes without views (lab status)
+        rows.append({"name": name, "status": status, "nodes": len(rec.netns), "source": rec.source})
     if args.json:
         emit_json(rows)
     else:

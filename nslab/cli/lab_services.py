@@ -121,6 +121,7 @@ def _target(lab: Any, target: str, need_service: bool) -> tuple[str, str | None]
 
 def logs(args: argparse.Namespace) -> int:
     from ..lab import nodeview as nv
+    from ..lab import state as st
     from ..lab.lab import Lab
     from ..services import tail
 
@@ -148,6 +149,9 @@ def logs(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     while args.follow:
         time.sleep(0.2)
+        if st.load(args.name) is None:  # `lab down` removed the logs too: nothing more will come
+            print(f"lab {args.name} is down", file=sys.stderr)
+            return 0
         for p in paths:
             try:
                 with open(p, "rb") as f:
@@ -178,4 +182,11 @@ def service(args: argparse.Namespace) -> int:
         emit_json(row)
     else:
         print(f"{node}/{svc}: {row['state']}" + (f" (pid {row['pid']})" if row["pid"] else ""))
-    return 0 if row["state"] != "failed" else 1
+    if row["state"] == "failed":  # why: its error and the log's last lines
+        from ..services import tail
+        print(f"nslab: service {node}/{svc}: {row.get('error') or 'failed'}", file=sys.stderr)
+        last = tail(row["log"], 10) if row.get("log") else ""
+        if last:
+            print("  last lines of its log:\n" + "\n".join("    " + ln for ln in last.splitlines()), file=sys.stderr)
+        return 1
+    return 0

@@ -191,6 +191,12 @@ class Lab:
     def attach(cls, name: str) -> Lab:
         """The running lab NAME, as recorded by `up`."""
         rec = st.load(name)
+        if rec is not None and rec.status in ("creating", "deleting"):
+            verb = "up" if rec.status == "creating" else "down"
+            raise NotFoundError(
+                f"lab {name!r} is not up: it is recorded as {rec.status!r} (a `lab {verb}` by pid {rec.pid} still "
+                f"running, or killed before it finished)",
+                f"if no `lab {verb}` is running, remove what it left: nslab lab down {name}")
         if rec is None or rec.status != "up":
             raise NotFoundError(f"no lab named {name!r} is up", "see 'nslab lab list'; start it with 'nslab lab up'")
         return cls(topology_from_data(rec.topology), rec.source)

@@ -103,6 +103,14 @@ class NodeFiles:
     mounts: list[Mount]
 
 
+class PathError(ValueError):
+    """plan_node refused a path; FIELD is the node's key that holds it (`files./etc/x`, `private[0]`)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def plan_node(lab: str, node: str, hosts: str | None, private: Sequence[str], files: Mapping[str, str],
               exists: Callable[[str], bool] = os.path.lexists,
               is_symlink: Callable[[str], bool] = os.path.islink, hosts_src: str | None = None) -> NodeFiles:
@@ -156,11 +164,16 @@ def plan_node(lab: str, node: str, hosts: str | None, private: Sequence[str], fi
         writes.append((os.path.join(overlays[top], os.path.relpath(path, top)), text, mode))
 
     for i, p in enumerate(priv):
-        check_links(p)
-        src = os.path.join(base, "fs", p.lstrip("/"))
-        writes.append((src, None, 0o1777 if p == "/tmp" else 0o755))
-        if not exists(p):
-            made_missing(p, None, 0o755, priv[:i])
+        try:
+            check_links(p)
+            src = os.path.join(base, "fs", p.lstrip("/"))
+            writes.append((src, None, 0o1777 if p == "/tmp" else 0o755))
+            if not exists(p):
+                made_missing(p, None, 0o755, priv[:i])
+        except PathError:
+            raise
+        except ValueError as exc:
+            raise PathError(str(exc), f"private[{list(private).index(p)}]") from None
         binds.append(Mount("bind", src, p))
     # HOSTS_SRC: a hosts file shared by the nodes that see the same one (written once by the caller).
     binds.append(Mount("bind", hosts_src or os.path.join(base, "etc", "hosts"), "/etc/hosts"))
@@ -169,16 +182,19 @@ def plan_node(lab: str, node: str, hosts: str | None, private: Sequence[str], fi
         writes.append((os.path.join(base, "etc", "hosts"), hosts or "", 0o644))
     writes.append((os.path.join(base, "etc", "hostname"), node + "\n", 0o644))
     for path, text in sorted(files.items()):
-        check_links(path)
-        inside = host_path_of(path, priv)
-        if inside is not None:
-            writes.append((inside, text, 0o644))
-        elif exists(path):
-            src = os.path.join(base, "files", path.lstrip("/"))
-            writes.append((src, text, 0o644))
-            binds.append(Mount("bind", src, path))
-        else:
-            made_missing(path, text, 0o644, priv)
+        try:
+            check_links(path)
+            inside = host_path_of(path, priv)
+            if inside is not None:
+                writes.append((inside, text, 0o644))
+            elif exists(path):
+                src = os.path.join(base, "files", path.lstrip("/"))
+                writes.append((src, text, 0o644))
+                binds.append(Mount("bind", src, path))
+            else:
+                made_missing(path, text, 0o644, priv)
+        except ValueError as exc:
+            raise PathError(str(exc), f"files.{path}") from None
     mounts = [Mount("overlay", upper, target) for target, upper in sorted(overlays.items())]
     return NodeFiles(writes, mounts + binds)
 

@@ -39,6 +39,7 @@ from . import nodeview as nv
 VERSION = 1
 GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long (as `lab down` does for other processes)
 POLL_S = 0.1  # readiness checks
+SETTLE_S = 0.5  # a service without `ready` is ready once it has run this long (one that exits at once fails)
 WATCH_S = 2.0  # how often an idle supervisor checks that its lab's namespaces still exist
 _UCRED = struct.Struct("3i")
 
@@ -104,6 +105,7 @@ class Service:
     want: str = "up"  # up | stopped: what the user asked for
     waiters: list[tuple[Conn, Any]] = field(default_factory=list)
     error: str | None = None
+    settle_at: float = 0.0  # without `ready`: when a still-running start counts as ready
     ready_once: bool = False  # restarts before the first readiness keep the first start's deadline
 
     @property
@@ -262,9 +264,11 @@ class Supervisor:
         if svc.ready_once or not restarting:
             svc.deadline = time.monotonic() + float(spec["timeout"])
         svc.next_probe = 0.0
-        if not spec.get("ready"):
+        if not spec.get("ready") and spec["restart"] == "on-failure":  # its restarts are what was asked for
             svc.state, svc.ready_once = "ready", True
             self._settled(svc)
+        elif not spec.get("ready"):  # ready once it has run SETTLE_S (bounded by its timeout): see _tick
+            svc.settle_at = time.monotonic() + min(SETTLE_S, float(spec["timeout"]) / 2)
 
     def _probe(self, svc: Service) -> bool | None:
         """Readiness: True ready, False not yet, None a probe is running (cmd)."""
@@ -414,6 +418,10 @@ class Supervisor:
                     self._kill(svc, signal.SIGKILL)
                     svc.want, svc.state = "stopped", "failed"
                     self._settled(svc)
+                elif not svc.spec.get("ready"):
+                    if now >= svc.settle_at:
+                        svc.state, svc.ready_once = "ready", True
+                        self._settled(svc)
                 elif now >= svc.next_probe:
                     svc.next_probe = now + POLL_S
                     if self._probe(svc):
@@ -465,6 +473,12 @@ class Supervisor:
             result = [self.services[k].to_json() for k in self.order]
         elif op in ("svc.stop", "svc.restart", "svc.start"):
             svc = self._find(req)
+            if op != "svc.stop":  # what it waits for must be up: say which is not (before stopping it)
+                for a in svc.spec["after"]:
+                    dep = self.services[a]
+                    if dep.state not in ("ready", "running", "starting"):
+                        raise Reply(f"service {svc.key}: its dependency {a} is {dep.state}",
+                                    f"start it first: nslab lab service {self.lab} {a} start")
             if op in ("svc.stop", "svc.restart") and svc.pid is not None:
                 self._stop(svc)
                 if op == "svc.stop":

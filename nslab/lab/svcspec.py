@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +21,7 @@ import yaml
 RESERVED = ("/proc", "/sys", "/dev")
 RESERVED_FILES = ("/etc/hosts", "/etc/hostname")
 # The keys, readiness kinds and restart policies are read from schema.json, the one place they are written.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SERVICE = json.loads(resources.files(__package__).joinpath("schema.json").read_text())["$defs"]["service"]
 SERVICE_KEYS = tuple(_SERVICE["properties"])
 READY_KINDS = tuple(o["required"][0] for o in _SERVICE["properties"]["ready"]["oneOf"])
@@ -151,11 +153,19 @@ def _files(ld: _Loader, vnode: yaml.Node, path: str) -> dict[str, str]:
             ld.fail(fnode, f"{path}.{key}.file", f"{rel!r} is outside the topology file's directory {base}",
                     "give a path relative to the topology file, inside its directory (no '..' out of it)")
         try:
-            if os.path.getsize(full) > MAX_FILE_BYTES:
+            st = os.stat(full)  # never open a FIFO or a device: a read would block (or never end)
+            if not stat.S_ISREG(st.st_mode):
+                ld.fail(fnode, f"{path}.{key}.file", f"{rel!r} is not a regular file",
+                        "point file: at a regular file (not a FIFO, device, socket or directory)")
+            if st.st_size > MAX_FILE_BYTES:
                 ld.fail(fnode, f"{path}.{key}.file", f"{rel!r} is larger than {MAX_FILE_BYTES} bytes",
                         "nodes' files are configuration: keep them small")
-            with open(full, encoding="utf-8") as f:
-                out[p] = f.read()
+            fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # swapped for a FIFO since: no hang
+            with open(fd, encoding="utf-8") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    ld.fail(fnode, f"{path}.{key}.file", f"{rel!r} is not a regular file",
+                            "point file: at a regular file (not a FIFO, device, socket or directory)")
+                out[p] = f.read(MAX_FILE_BYTES + 1)
         except (OSError, UnicodeDecodeError) as exc:
             ld.fail(fnode, f"{path}.{key}.file", f"cannot read {rel!r}: {getattr(exc, 'strerror', None) or exc}",
                     "check the path (relative to the topology file) and that it is UTF-8 text")
@@ -188,6 +198,10 @@ def _service(ld: _Loader, item: yaml.Node, path: str, node: str) -> ServiceSpec:
     svc.lines[""] = _line(item)
     if "env" in f:
         env = ld.mapping(f["env"][1], f"{path}.env", (), "env", "write env: {NAME: value}")
+        for k, (kn, _) in env.items():  # the rule of the node's env (checks.py): a name a shell can export
+            if not _ENV_NAME.fullmatch(k):
+                ld.fail(kn, f"{path}.env", f"invalid environment variable name {k!r}",
+                        "use letters, digits and '_', not starting with a digit, e.g. ETCD_NAME")
         svc.env = {k: ld.string(v, f"{path}.env.{k}") for k, (_, v) in env.items()}
     if "cwd" in f:
         svc.cwd = node_path(ld, f["cwd"][1], f"{path}.cwd", "cwd")

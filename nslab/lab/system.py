@@ -28,16 +28,14 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
     """Each node's files and mounts, checked against the host's file system before anything is created."""
-    for name, spec in topology.nodes.items():  # `${...}` in services: refused now, not half-way through up
-        for svc in spec.services:
-            expand_service(plan, topology, name, svc)
+    check_subst(plan, topology)  # `${...}` in services and files: refused now, not half-way through up
     hosts = nv.hosts_files(plan)
     shared: dict[str, str] = {}  # text -> the one file of it (nodes on the same segments see the same)
     out = {}
     for n in plan.nodes:
         node = topology.nodes.get(n.name)
         private = node.private if node is not None else []
-        files = node.files if node is not None else {}
+        files = expand_files(plan, topology, n.name) if node is not None else {}
         text = hosts[n.name]
         src = shared.get(text)
         first = src is None
@@ -48,9 +46,11 @@ def prepare(plan: Plan, topology: TopologyData) -> dict[str, nv.NodeFiles]:
             if first:
                 out[n.name].writes.append((src, text, 0o644))
         except ValueError as exc:
-            line = node.lines.get("") if node is not None else None
+            field = getattr(exc, "field", None)  # nv.PathError: the key that holds the path
+            key = field.split(".")[0].split("[")[0] if field else ""
+            line = (node.lines.get(key) or node.lines.get("")) if node is not None else None
             where = f"{topology.source}:{line}: " if line else f"{topology.source}: "
-            raise UsageError(f"{where}nodes.{n.name}: {exc}",
+            raise UsageError(f"{where}nodes.{n.name}{'.' + field if field else ''}: {exc}",
                              "private dirs and files must be real paths; a missing one needs an existing parent "
                              "directory other than / (or a private dir to hold it)") from None
     return out
@@ -97,6 +97,29 @@ def expand_service(plan: Plan, topology: TopologyData, node: str, svc: ServiceSp
     return argv, {k: expand(v, f"env.{k}") for k, v in svc.env.items()}
 
 
+def expand_files(plan: Plan, topology: TopologyData, node: str) -> dict[str, str]:
+    """NODE's `files:` text (inline or read from `file:`) with `${...}` expanded as its env is; an unknown name
+    is exit 2 naming the field (nodes.NODE.files.PATH)."""
+    ctx = plan.subst_context(node)
+    spec = topology.nodes[node]
+    out = {}
+    for path, text in spec.files.items():
+        try:
+            out[path] = subst.expand(text, ctx)
+        except subst.SubstError as exc:
+            topology.fail(f"nodes.{node}.files.{path}", exc.message, exc.hint,
+                          spec.lines.get("files") or spec.lines.get(""))
+    return out
+
+
+def check_subst(plan: Plan, topology: TopologyData) -> None:
+    """Every `${...}` of the services and files expands (pure: `lab validate` runs it, and `prepare`)."""
+    for name, spec in topology.nodes.items():
+        for svc in spec.services:
+            expand_service(plan, topology, name, svc)
+        expand_files(plan, topology, name)
+
+
 def service_specs(plan: Plan, topology: TopologyData, only: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """What the supervisor runs, in dependency order: the file's services with their full environment."""
     out = []
@@ -138,13 +161,12 @@ def start_services(conn: client.Client, specs: list[dict[str, Any]], progress: P
         key = details.get("service")
         if not key:
             raise
-        node, name = key.split("/", 1)
-        log = nv.log_path(conn.lab, node, name)
+        # The log goes with the rollback: its last lines are shown here, on real lines.
         tail = details.get("log_tail") or ""
-        body = "\n".join("    " + line for line in tail.splitlines()) or "    (empty)"
-        raise NslabError(f"lab {conn.lab}: {exc.message}\n  log {log}, last lines:\n{body}",
-                         "the lab was rolled back; fix the service (command, ready, timeout) and run up again")\
-            from None
+        body = ["    " + line for line in tail.splitlines()] or ["    (empty)"]
+        raise NslabError(f"lab {conn.lab}: {exc.message}", "the lab was rolled back (its logs too); fix the "
+                         "service (command, ready, timeout) and run up again",
+                         lines=[f"  last lines of {key}'s log:", *body]) from None
 
 
 def commit(lease: client.Client) -> None:
