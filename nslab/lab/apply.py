@@ -149,15 +149,29 @@ def _create_nodes(lab: str, nodes: Sequence[NodePlan], record: st.LabState, made
                         raise failures[0]
                 return
     finally:
+        # A signal's exception (Ctrl-C, SIGTERM) can land between a `with cond:`'s acquire and its block,
+        # leaving this thread owning the reentrant lock: the workers would then wait for it forever while
+        # we join them (seen: an interrupted `lab up` hung holding the lab's lock). Give every level back.
+        give_back(cond)
         # Stop handing out nodes, and wait for the namespace being made (a second Ctrl-C cannot cut this).
         with cond:
             todo.clear()
 
         def join() -> None:
+            give_back(cond)
             for t in started:
                 t.join()
 
         run_cleanup(join)
+
+
+def give_back(cond: threading.Condition) -> None:
+    """Release every level of COND's (reentrant) lock that this thread holds; nothing if it holds none."""
+    while True:
+        try:
+            cond.release()
+        except RuntimeError:  # not owned by this thread (any more)
+            return
 
 
 def _creator(link: LinkPlan, kinds: dict[str, str]) -> tuple[IfacePlan, IfacePlan]:
